@@ -1,0 +1,311 @@
+"""Settings: `hivegraph.yaml` plus `HIVEGRAPH_...__...` environment overrides.
+
+Precedence, highest first: keyword arguments, environment variables, the YAML
+file, the profile's defaults, the field defaults. Backends are chosen by a
+plain string (`vector_store.backend`) with one sub-model per built-in backend;
+`hivegraph.registry.check_backends` checks the names against the registries.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from hivegraph.errors import ConfigError
+
+CONFIG_ENV_VAR = "HIVEGRAPH_CONFIG"
+DEFAULT_HOME = Path(os.environ.get("HIVEGRAPH_HOME", Path.home() / ".cache" / "hivegraph"))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class ModelServerSettings(_Section):
+    """How `hivegraph model prepare|serve` builds and runs the local vLLM server."""
+
+    home: Path = DEFAULT_HOME / "model-server"
+    """Where the server's virtual environment, model folder, logs and pid file live."""
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    """`auto` uses the GPU build when `nvidia-smi` finds a GPU, the CPU build otherwise."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=1, le=65535)
+    served_model_name: str = "smollm2"
+    gpu_model: str | None = None
+    """Model folder served on a GPU; the prepared bundled model when unset."""
+    max_model_len: int = Field(default=4096, ge=256)
+    max_num_seqs: int = Field(default=4, ge=1)
+    kv_cache_gib: int = Field(default=1, ge=1)
+    """KV cache size for the CPU build (`VLLM_CPU_KVCACHE_SPACE`)."""
+    start_timeout_s: float = Field(default=600.0, gt=0)
+    extra_args: list[str] = Field(default_factory=list[str])
+    python: str = "python3.11"
+    """Interpreter for the server's environment (vLLM's CPU build needs 3.11)."""
+
+
+class ModelSettings(_Section):
+    """The chat model every agent uses unless given another."""
+
+    provider: str = "openai_compat"
+    base_url: str = "http://127.0.0.1:8765/v1"
+    model: str = "smollm2"
+    api_key: SecretStr = SecretStr("EMPTY")
+    max_concurrency: int = Field(default=4, ge=1)
+    """Requests in flight at once, per process and event loop."""
+    max_retries: int = Field(default=2, ge=0, le=10)
+    """Extra attempts when a structured reply does not validate."""
+    timeout_s: float = Field(default=120.0, gt=0)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=256, ge=1)
+    server: ModelServerSettings = Field(default_factory=ModelServerSettings)
+
+
+class OpenAIEmbedderSettings(_Section):
+    """An OpenAI-compatible `/v1/embeddings` endpoint (vLLM can serve one)."""
+
+    base_url: str = "http://127.0.0.1:8766/v1"
+    model: str = "embedder"
+    api_key: SecretStr = SecretStr("EMPTY")
+    dimensions: int | None = Field(default=None, ge=1)
+    timeout_s: float = Field(default=60.0, gt=0)
+
+
+class HashEmbedderSettings(_Section):
+    """The deterministic hash embedder for unit tests."""
+
+    dim: int = Field(default=64, ge=8)
+
+
+class EmbedderSettings(_Section):
+    """Which embedder turns text into vectors."""
+
+    backend: str = "minilm"
+    openai: OpenAIEmbedderSettings = Field(default_factory=OpenAIEmbedderSettings)
+    hash: HashEmbedderSettings = Field(default_factory=HashEmbedderSettings)
+    batch_size: int = Field(default=64, ge=1)
+
+
+class ChromaSettings(_Section):
+    """Chroma: embedded (`persistent`) or a Chroma server (`http`)."""
+
+    mode: Literal["persistent", "http"] = "persistent"
+    path: Path | None = None
+    """Folder of the embedded database; `<data_dir>/chroma` when unset."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    collection_prefix: str = Field(default="hivegraph", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,40}$")
+
+
+class VectorStoreSettings(_Section):
+    """Which vector index holds the memory records."""
+
+    model_config = ConfigDict(extra="allow", validate_default=True)
+    backend: str = "chroma"
+    chroma: ChromaSettings = Field(default_factory=ChromaSettings)
+
+
+class LadybugSettings(_Section):
+    """The embedded graph database."""
+
+    path: Path | None = None
+
+
+class Neo4jSettings(_Section):
+    """A Neo4j (or other Bolt) server through the official driver."""
+
+    uri: str = "bolt://127.0.0.1:7687"
+    user: str = "neo4j"
+    password: SecretStr = SecretStr("")
+    database: str = "neo4j"
+
+
+class GraphStoreSettings(_Section):
+    """Which graph store holds the G-Memory hierarchy."""
+
+    model_config = ConfigDict(extra="allow", validate_default=True)
+    backend: str = "ladybug"
+    ladybug: LadybugSettings = Field(default_factory=LadybugSettings)
+    neo4j: Neo4jSettings = Field(default_factory=Neo4jSettings)
+
+
+class SqliteJournalSettings(_Section):
+    """The SQLite journal (WAL mode)."""
+
+    path: Path | None = None
+
+
+class JournalSettings(_Section):
+    """Where every memory operation is recorded."""
+
+    model_config = ConfigDict(extra="allow", validate_default=True)
+    backend: str = "sqlite"
+    sqlite: SqliteJournalSettings = Field(default_factory=SqliteJournalSettings)
+
+
+class CheckpointerSettings(_Section):
+    """Where LangGraph checkpoints runs so they can be resumed."""
+
+    model_config = ConfigDict(extra="allow", validate_default=True)
+    backend: str = "sqlite"
+    path: Path | None = None
+    """SQLite file of the checkpoints; `<data_dir>/checkpoints.sqlite` when unset."""
+
+
+class MemoryPolicySettings(_Section):
+    """How much memory the agents see and how the manager works."""
+
+    recall_k: int = Field(default=5, ge=1, le=100)
+    recall_token_budget: int = Field(default=600, ge=16)
+    manager_neighbours: int = Field(default=5, ge=1, le=50)
+    """Nearest stored memories shown to the manager for each candidate fact."""
+    max_candidates: int = Field(default=8, ge=1, le=64)
+    max_text_chars: int = Field(default=2000, ge=16)
+    """Longest memory text accepted; longer input is refused, not truncated."""
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "embedded": {},
+    "server": {
+        "vector_store": {"chroma": {"mode": "http"}},
+        "graph_store": {"backend": "neo4j"},
+    },
+}
+
+
+class HivegraphSettings(BaseSettings):
+    """The effective configuration of one hivegraph process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HIVEGRAPH_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+    yaml_file: ClassVar[Path | None] = None
+
+    profile: Literal["embedded", "server"] = "embedded"
+    data_dir: Path = Path(".hivegraph")
+    """Folder of the embedded stores (Chroma, journal, checkpoints)."""
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
+    graph_store: GraphStoreSettings = Field(default_factory=GraphStoreSettings)
+    journal: JournalSettings = Field(default_factory=JournalSettings)
+    checkpointer: CheckpointerSettings = Field(default_factory=CheckpointerSettings)
+    memory: MemoryPolicySettings = Field(default_factory=MemoryPolicySettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_profile(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        profile = data.get("profile", "embedded")
+        defaults = PROFILES.get(str(profile), {})
+        return _deep_merge(defaults, data)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then environment, then the YAML file."""
+        return (init_settings, env_settings, _YamlSource(settings_cls, cls.yaml_file))
+
+    def resolve(self, path: Path | None, default_name: str) -> Path:
+        """Return `path`, or `<data_dir>/<default_name>` when it is unset."""
+        return path if path is not None else self.data_dir / default_name
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as plain data, with every secret masked."""
+        return self.model_dump(mode="json")
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the YAML file and turns any parse problem into a `ConfigError`."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self._data = _read_yaml(path) if path is not None else {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return self._data
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration file ({exc.strerror})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, not {type(data).__name__}")
+    return {str(key): value for key, value in data.items()}  # pyright: ignore[reportUnknownVariableType]
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)  # pyright: ignore[reportUnknownArgumentType]
+        else:
+            merged[key] = value
+    return merged
+
+
+def config_path(explicit: str | Path | None = None) -> Path | None:
+    """The configuration file to read: `explicit`, `$HIVEGRAPH_CONFIG`, `./hivegraph.yaml`, or none."""
+    if explicit is not None:
+        return Path(explicit)
+    if env := os.environ.get(CONFIG_ENV_VAR):
+        return Path(env)
+    local = Path("hivegraph.yaml")
+    return local if local.is_file() else None
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> HivegraphSettings:
+    """Load the effective settings; every problem becomes a one-line `ConfigError`.
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or a value is invalid.
+    """
+    source = config_path(path)
+    if source is not None and not source.is_file():
+        raise ConfigError(f"{source}: configuration file not found")
+    settings_cls = type("_LoadedSettings", (HivegraphSettings,), {"yaml_file": source})
+    try:
+        return settings_cls(**overrides)
+    except ValidationError as exc:
+        raise _config_error(exc, source) from None
+
+
+def _config_error(exc: ValidationError, source: Path | None) -> ConfigError:
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"])
+    where = f"{source}: " if source is not None else ""
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    value = f" (got {first['input']!r:.80})" if first["type"] != "missing" else ""
+    return ConfigError(f"{where}{field}: {first['msg']}{value}{more}", field=field)
