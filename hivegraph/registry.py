@@ -101,7 +101,7 @@ EMBEDDERS: Registry[Any] = Registry(
     builtins={
         "minilm": "hivegraph.models.minilm:MiniLMEmbedder",
         "openai": "hivegraph.models.embeddings:OpenAICompatEmbedder",
-        "hash": "hivegraph.models.embeddings:HashEmbedder",
+        "hash": "hivegraph.models.testing:HashEmbedder",
     },
 )
 VECTOR_STORES: Registry[Any] = Registry(
