@@ -1,0 +1,71 @@
+"""`Agent`: a named role with instructions, a model and a memory policy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from hivegraph.memory.types import MemoryKind
+from hivegraph.models.base import ChatModel, Message, RequestSettings, system, user
+
+
+@dataclass(frozen=True)
+class MemoryPolicy:
+    """What an agent may read from memory, and how much of it."""
+
+    read_kinds: tuple[MemoryKind, ...] = ("semantic", "episodic")
+    k: int = 5
+    token_budget: int = 600
+
+
+@dataclass(frozen=True)
+class ContextBlock:
+    """One recalled memory as an agent sees it; `id` lets answers cite it."""
+
+    id: str
+    kind: str
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One agent's contribution to a run."""
+
+    agent: str
+    content: str
+
+
+@dataclass
+class Agent:
+    """A team member. Without its own model it uses the team's."""
+
+    name: str
+    instructions: str
+    model: ChatModel | None = None
+    memory: MemoryPolicy = field(default_factory=MemoryPolicy)
+    max_tokens: int = 160
+
+    def prompt(self, *, task: str, context: Sequence[ContextBlock], transcript: Sequence[Turn]) -> list[Message]:
+        """The messages this agent sends for one step."""
+        parts = [f"Task: {task}"]
+        if context:
+            parts.append("Relevant memories:\n" + "\n".join(f"[{c.id[:8]}] {c.text}" for c in context))
+        if transcript:
+            parts.append("Team so far:\n" + "\n".join(f"{t.agent}: {t.content}" for t in transcript))
+        return [system(self.instructions), user("\n\n".join(parts))]
+
+    async def respond(
+        self,
+        *,
+        task: str,
+        context: Sequence[ContextBlock],
+        transcript: Sequence[Turn],
+        default_model: ChatModel,
+    ) -> Turn:
+        """Take one step of the task and return what the agent said."""
+        model = self.model or default_model
+        settings: RequestSettings = {"max_tokens": self.max_tokens}
+        messages = self.prompt(task=task, context=context, transcript=transcript)
+        response = await model.request(messages, settings=settings)
+        return Turn(agent=self.name, content=response.text.strip())

@@ -1,0 +1,180 @@
+"""The memory manager: turns conversation into ADD / UPDATE / DELETE / NOOP ops.
+
+For a batch of messages it extracts candidate facts (one structured call),
+short-circuits exact duplicates by hash, fetches the nearest current memories
+of each remaining candidate inside the scope, and asks the model for one
+decision over the batch. Existing memories are shown with small integer
+aliases; the reply is validated against them, so an invented id is rejected
+and retried, never applied. After the allowed retries the error is raised and
+nothing changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from hivegraph.agents.prompts import DECIDE_OPS, EXTRACT_FACTS, render_decision_request
+from hivegraph.errors import RetryRequested
+from hivegraph.memory.store import MemoryStore, RefusedOp
+from hivegraph.memory.types import (
+    AddOp,
+    AppliedOp,
+    DeleteOp,
+    MemoryOp,
+    MemoryRecord,
+    NoopOp,
+    Scope,
+    Source,
+    UpdateOp,
+)
+from hivegraph.models.base import ChatModel, Message, system, user
+
+FactText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
+
+
+class ExtractedFacts(BaseModel):
+    """The extraction reply."""
+
+    model_config = ConfigDict(extra="forbid")
+    facts: list[FactText] = Field(max_length=16)
+
+
+class OpChoice(BaseModel):
+    """One decision as the model writes it: ids are the aliases it was shown."""
+
+    model_config = ConfigDict(extra="forbid")
+    event: Literal["ADD", "UPDATE", "DELETE", "NOOP"]
+    id: int | None = Field(ge=0, le=999)
+    text: FactText
+
+
+class Decision(BaseModel):
+    """The decision reply for one batch of candidate facts."""
+
+    model_config = ConfigDict(extra="forbid")
+    ops: list[OpChoice] = Field(max_length=32)
+
+
+@dataclass
+class ManagerResult:
+    """What one `consolidate` call saw, decided and did."""
+
+    facts: list[str] = field(default_factory=list[str])
+    ops: list[MemoryOp] = field(default_factory=list[MemoryOp])
+    applied: list[AppliedOp] = field(default_factory=list[AppliedOp])
+    refused: list[RefusedOp] = field(default_factory=list[RefusedOp])
+    model_calls: int = 0
+
+
+class MemoryManager:
+    """Keeps semantic memory current from what agents and users say."""
+
+    def __init__(
+        self,
+        model: ChatModel,
+        store: MemoryStore,
+        *,
+        neighbours: int = 5,
+        max_candidates: int = 8,
+        max_retries: int | None = None,
+        name: str = "memory_manager",
+    ) -> None:
+        self.model = model
+        self.store = store
+        self.neighbours = neighbours
+        self.max_candidates = max_candidates
+        self.max_retries = max_retries
+        self.name = name
+
+    async def consolidate(
+        self, messages: Sequence[Message], *, scope: Scope, source: Source | None = None
+    ) -> ManagerResult:
+        """Extract facts from `messages`, decide ops, apply them, and report everything.
+
+        Raises:
+            UnexpectedModelOutput: a reply never validated; nothing was changed.
+        """
+        result = ManagerResult()
+        result.facts = await self.extract(messages)
+        result.model_calls += 1
+        if result.facts:
+            result.ops, calls = await self.decide(result.facts, scope=scope)
+            result.model_calls += calls
+        applied = await self.store.apply(result.ops, scope=scope, actor=self.name, source=source)
+        result.applied, result.refused = applied.applied, applied.refused
+        return result
+
+    async def extract(self, messages: Sequence[Message]) -> list[str]:
+        """Candidate facts worth remembering, de-duplicated, at most `max_candidates`."""
+        transcript = "\n".join(f"{m.name or m.role}: {m.content}" for m in messages)
+        prompt = [system(EXTRACT_FACTS.format(max_facts=self.max_candidates)), user(transcript)]
+        reply = await self.model.structured(prompt, ExtractedFacts, max_retries=self.max_retries)
+        unique = dict.fromkeys(f for f in reply.output.facts if f)
+        return list(unique)[: self.max_candidates]
+
+    async def decide(self, facts: Sequence[str], *, scope: Scope) -> tuple[list[MemoryOp], int]:
+        """The ops for `facts` and the number of model calls it took (0 or 1)."""
+        ops: list[MemoryOp] = []
+        fresh: list[str] = []
+        for fact in facts:
+            duplicate = await self.store.find_duplicate(fact, scope=scope)
+            if duplicate is not None:
+                ops.append(NoopOp(record_id=duplicate.id))
+            else:
+                fresh.append(fact)
+        if not fresh:
+            return ops, 0
+        existing = await self._neighbours(fresh, scope=scope)
+        if not existing:
+            return ops + [AddOp(text=fact) for fact in fresh], 0
+        aliases = {alias: record.id for alias, record in enumerate(existing)}
+        shown = [(alias, record.text) for alias, record in enumerate(existing)]
+        prompt = [system(DECIDE_OPS), user(render_decision_request(shown, fresh))]
+        reply = await self.model.structured(
+            prompt, Decision, max_retries=self.max_retries, validate=lambda d: _check_aliases(d, aliases)
+        )
+        return ops + [_to_op(choice, aliases) for choice in reply.output.ops], 1
+
+    async def _neighbours(self, facts: Sequence[str], *, scope: Scope) -> list[MemoryRecord]:
+        searches = [self.store.search(fact, scope=scope, k=self.neighbours) for fact in facts]
+        found: dict[UUID, MemoryRecord] = {}
+        for hits in await asyncio.gather(*searches):
+            for hit in hits:
+                found.setdefault(hit.record.id, hit.record)
+        return list(found.values())
+
+
+def _check_aliases(decision: Decision, aliases: dict[int, UUID]) -> Decision:
+    problems: list[str] = []
+    for n, choice in enumerate(decision.ops):
+        if choice.event in ("UPDATE", "DELETE") and choice.id is None:
+            problems.append(f"op {n} ({choice.event}) needs the id of an existing memory")
+        if choice.id is not None and choice.id not in aliases:
+            problems.append(f"op {n} uses id {choice.id}, which is not one of the listed memories")
+        if choice.event in ("ADD", "UPDATE") and not choice.text:
+            problems.append(f"op {n} ({choice.event}) needs a text")
+    if problems:
+        valid = f"valid ids: {sorted(aliases)}"
+        raise RetryRequested("; ".join(problems) + f" ({valid})", detail=problems)
+    return decision
+
+
+def _to_op(choice: OpChoice, aliases: dict[int, UUID]) -> MemoryOp:
+    record_id = aliases[choice.id] if choice.id is not None else None
+    match choice.event:
+        case "ADD":
+            return AddOp(text=choice.text)
+        case "UPDATE":
+            assert record_id is not None
+            return UpdateOp(record_id=record_id, text=choice.text)
+        case "DELETE":
+            assert record_id is not None
+            return DeleteOp(record_id=record_id)
+        case "NOOP":
+            return NoopOp(record_id=record_id)

@@ -1,0 +1,126 @@
+"""Wiring: build every backend from settings and run teams with them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, cast
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph.state import CompiledStateGraph
+
+from hivegraph.agents.base import Agent
+from hivegraph.agents.manager import MemoryManager
+from hivegraph.config import HivegraphSettings, load_settings
+from hivegraph.graphs.context import TeamContext
+from hivegraph.graphs.patterns import pipeline
+from hivegraph.graphs.state import RecalledState, TeamState, TurnState, WrittenState
+from hivegraph.memory.store import MemoryStore
+from hivegraph.memory.stores.base import VectorIndex
+from hivegraph.memory.types import Scope
+from hivegraph.models.base import ChatModel
+from hivegraph.models.tokens import TokenCounter
+from hivegraph.registry import CHAT_MODELS, CHECKPOINTERS, VECTOR_STORES, check_backends
+
+
+@dataclass
+class TeamRun:
+    """The outcome of one team run."""
+
+    run_id: str
+    task: str
+    turns: list[TurnState]
+    recalled: dict[str, list[RecalledState]]
+    written: list[WrittenState]
+    refused: list[str]
+
+
+@dataclass
+class Team:
+    """A compiled team graph plus the backends its nodes use."""
+
+    graph: CompiledStateGraph[TeamState, TeamContext, TeamState, TeamState]
+    app: Hivegraph
+    agents: dict[str, Agent]
+    scope: Scope
+
+    async def run(self, task: str, *, run_id: str | None = None) -> TeamRun:
+        """Run the team on `task`; the run is checkpointed under `run_id`."""
+        run_id = run_id or uuid.uuid4().hex
+        return await self._invoke({"task": task, "turns": []}, run_id)
+
+    async def resume(self, run_id: str) -> TeamRun:
+        """Continue a checkpointed run from where it stopped."""
+        return await self._invoke(None, run_id)
+
+    async def _invoke(self, payload: TeamState | None, run_id: str) -> TeamRun:
+        config: RunnableConfig = {"configurable": {"thread_id": run_id}}
+        context = self.app.context(self.agents, scope=self.scope, run_id=run_id)
+        state = cast(dict[str, Any], await self.graph.ainvoke(payload, config, context=context))
+        return TeamRun(
+            run_id=run_id,
+            task=state["task"],
+            turns=state.get("turns", []),
+            recalled=state.get("recalled", {}),
+            written=state.get("written", []),
+            refused=state.get("refused", []),
+        )
+
+
+@dataclass
+class Hivegraph:
+    """Every backend of one configuration, opened together and closed together."""
+
+    settings: HivegraphSettings
+    model: ChatModel
+    index: VectorIndex
+    store: MemoryStore
+    manager: MemoryManager
+    counter: TokenCounter
+    checkpointer: BaseCheckpointSaver[str]
+
+    def team(self, agents: Sequence[Agent], *, scope: Scope) -> Team:
+        """A pipeline team of `agents` reading and writing memory in `scope`."""
+        graph = pipeline(agents).compile(checkpointer=self.checkpointer)
+        return Team(graph=graph, app=self, agents={a.name: a for a in agents}, scope=scope)
+
+    def context(self, agents: dict[str, Agent], *, scope: Scope, run_id: str) -> TeamContext:
+        """The run-time context of one run."""
+        return TeamContext(
+            model=self.model, store=self.store, manager=self.manager, counter=self.counter,
+            scope=scope, run_id=run_id, agents=agents,
+        )  # fmt: skip
+
+
+@asynccontextmanager
+async def open_hivegraph(
+    settings: HivegraphSettings | None = None, *, model: ChatModel | None = None
+) -> AsyncIterator[Hivegraph]:
+    """Open every configured backend; `model` replaces the configured chat model (tests use this).
+
+    Raises:
+        ConfigError: a backend name is unknown or a setting is invalid.
+        BackendUnavailableError: a configured server cannot be reached.
+    """
+    settings = settings or load_settings()
+    check_backends(settings)
+    async with AsyncExitStack() as stack:
+        chat = model or CHAT_MODELS.load(settings.model.provider).from_settings(settings)
+        index: VectorIndex = VECTOR_STORES.load(settings.vector_store.backend).from_settings(settings)
+        stack.push_async_callback(index.aclose)
+        checkpointer = await stack.enter_async_context(
+            CHECKPOINTERS.load(settings.checkpointer.backend)(settings)
+        )
+        store = MemoryStore(index, max_text_chars=settings.memory.max_text_chars)
+        policy = settings.memory
+        manager = MemoryManager(
+            chat, store, neighbours=policy.manager_neighbours, max_candidates=policy.max_candidates,
+            max_retries=settings.model.max_retries,
+        )  # fmt: skip
+        yield Hivegraph(
+            settings=settings, model=chat, index=index, store=store, manager=manager,
+            counter=TokenCounter(settings.model.model), checkpointer=checkpointer,
+        )  # fmt: skip

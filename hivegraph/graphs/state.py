@@ -1,0 +1,43 @@
+"""The state a team graph carries from node to node (plain data, so checkpoints stay portable)."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, TypedDict
+
+
+class TurnState(TypedDict):
+    """What one agent said."""
+
+    agent: str
+    content: str
+
+
+class RecalledState(TypedDict):
+    """A memory put in front of the agents."""
+
+    id: str
+    kind: str
+    text: str
+    score: float
+    run_id: str | None
+
+
+class WrittenState(TypedDict):
+    """A memory change made by the `consolidate` node."""
+
+    event: str
+    record_id: str | None
+    kind: str
+    text: str
+
+
+class TeamState(TypedDict, total=False):
+    """The state of one team run."""
+
+    task: str
+    turns: Annotated[list[TurnState], operator.add]
+    recalled: dict[str, list[RecalledState]]
+    """Memories recalled per agent name."""
+    written: list[WrittenState]
+    refused: list[str]
