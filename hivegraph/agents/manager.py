@@ -142,7 +142,7 @@ class MemoryManager:
         return ops + [_to_op(choice, aliases) for choice in reply.output.ops], 1
 
     async def _neighbours(self, facts: Sequence[str], *, scope: Scope) -> list[MemoryRecord]:
-        searches = [self.store.search(fact, scope=scope, k=self.neighbours) for fact in facts]
+        searches = [self.store.search(f, scope=scope, k=self.neighbours, kinds=("semantic",)) for f in facts]
         found: dict[UUID, MemoryRecord] = {}
         for hits in await asyncio.gather(*searches):
             for hit in hits:

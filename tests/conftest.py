@@ -1,0 +1,29 @@
+"""Shared fixtures: the network guard and the plugins that start real services."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from hivegraph.memory.store import MemoryStore
+from hivegraph.memory.stores.inmemory import InMemoryVectorIndex
+from hivegraph.models import base
+from hivegraph.models.testing import HashEmbedder
+
+# pytest_plugins = ["tests.fixtures.model_server", "tests.fixtures.chroma_server"]
+
+
+@pytest.fixture(autouse=True)
+def _network_models(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Unit tests may not reach a network model; integration tests may."""
+    previous = base.ALLOW_NETWORK_MODELS
+    base.ALLOW_NETWORK_MODELS = request.node.get_closest_marker("integration") is not None
+    yield
+    base.ALLOW_NETWORK_MODELS = previous
+
+
+@pytest.fixture
+def memory_store() -> MemoryStore:
+    """A memory store over the in-memory reference index with the hash embedder."""
+    return MemoryStore(InMemoryVectorIndex(HashEmbedder()), max_text_chars=500)

@@ -1,0 +1,121 @@
+import json
+
+import pytest
+
+from hivegraph.agents.manager import MemoryManager
+from hivegraph.errors import UnexpectedModelOutput
+from hivegraph.memory.store import MemoryStore
+from hivegraph.memory.types import AddOp, NoopOp, Scope, UpdateOp
+from hivegraph.models.base import user
+from hivegraph.models.testing import ScriptedModel
+
+ADA = Scope(user_id="ada")
+BOB = Scope(user_id="bob")
+CHAT = [user("I moved from Lisbon to Porto last month, and I now prefer green tea.")]
+
+
+def facts(*items: str) -> str:
+    return json.dumps({"facts": list(items)})
+
+
+def decision(*ops: tuple[str, int | None, str]) -> str:
+    return json.dumps({"ops": [{"event": e, "id": i, "text": t} for e, i, t in ops]})
+
+
+async def current_texts(store: MemoryStore, scope: Scope = ADA) -> list[str]:
+    return sorted(r.text for r in await store.list(scope=scope))
+
+
+async def test_first_facts_are_added_without_a_decision_call(memory_store: MemoryStore) -> None:
+    model = ScriptedModel([facts("Ada lives in Porto", "Ada prefers green tea")])
+    result = await MemoryManager(model, memory_store).consolidate(CHAT, scope=ADA)
+    assert result.model_calls == 1 and len(model.requests) == 1
+    assert [type(op) for op in result.ops] == [AddOp, AddOp]
+    assert await current_texts(memory_store) == ["Ada lives in Porto", "Ada prefers green tea"]
+    assert model.requests[0].output_schema is not None
+
+
+async def test_aliases_are_mapped_back_to_record_ids(memory_store: MemoryStore) -> None:
+    lisbon = await memory_store.add("Ada lives in Lisbon", scope=ADA)
+    await memory_store.add("Ada prefers black tea", scope=ADA)
+    model = ScriptedModel([facts("Ada lives in Porto"), decision(("UPDATE", 0, "Ada lives in Porto"))])
+    result = await MemoryManager(model, memory_store, neighbours=1).consolidate(CHAT, scope=ADA)
+    assert result.ops == [UpdateOp(record_id=lisbon.id, text="Ada lives in Porto")]
+    prompt = model.requests[1].messages[-1].content
+    assert "[0] Ada lives in Lisbon" in prompt and str(lisbon.id) not in prompt
+    assert await current_texts(memory_store) == ["Ada lives in Porto", "Ada prefers black tea"]
+    history = await memory_store.history(lisbon.id, scope=ADA)
+    assert [r.text for r in history] == ["Ada lives in Lisbon", "Ada lives in Porto"]
+
+
+async def test_hallucinated_id_is_retried_with_feedback(memory_store: MemoryStore) -> None:
+    lisbon = await memory_store.add("Ada lives in Lisbon", scope=ADA)
+    model = ScriptedModel(
+        [facts("Ada lives in Porto"), decision(("UPDATE", 7, "Ada lives in Porto")),
+         decision(("UPDATE", 0, "Ada lives in Porto"))]
+    )  # fmt: skip
+    result = await MemoryManager(model, memory_store).consolidate(CHAT, scope=ADA)
+    assert result.ops == [UpdateOp(record_id=lisbon.id, text="Ada lives in Porto")]
+    feedback = model.requests[2].messages[-1].content
+    assert "id 7" in feedback and "not one of the listed memories" in feedback
+
+
+@pytest.mark.parametrize(
+    ("name", "bad_reply"),
+    [
+        ("hallucinated id", decision(("DELETE", 42, ""))),
+        ("unknown op name", json.dumps({"ops": [{"event": "MERGE", "id": 0, "text": "x"}]})),
+        ("malformed json", '{"ops": [{"event": "ADD", "id": null, "text": "Ada lives'),
+        ("empty output", ""),
+        ("update without id", decision(("UPDATE", None, "Ada lives in Porto"))),
+    ],
+)
+async def test_invalid_decision_raises_after_retries_and_changes_nothing(
+    memory_store: MemoryStore, name: str, bad_reply: str
+) -> None:
+    await memory_store.add("Ada lives in Lisbon", scope=ADA)
+    model = ScriptedModel([facts("Ada lives in Porto")] + [bad_reply] * 3, max_retries=2)
+    with pytest.raises(UnexpectedModelOutput) as info:
+        await MemoryManager(model, memory_store).consolidate(CHAT, scope=ADA)
+    assert info.value.body == bad_reply, name
+    assert len(info.value.errors) == 3
+    assert len(model.requests) == 4
+    assert await current_texts(memory_store) == ["Ada lives in Lisbon"]
+
+
+@pytest.mark.parametrize("bad_reply", ["", "not json", '{"facts": "one"}', '{"facts": ["' + "x" * 400 + '"]}'])
+async def test_invalid_extraction_raises_and_changes_nothing(memory_store: MemoryStore, bad_reply: str) -> None:
+    model = ScriptedModel([bad_reply] * 2, max_retries=1)
+    with pytest.raises(UnexpectedModelOutput):
+        await MemoryManager(model, memory_store).consolidate(CHAT, scope=ADA)
+    assert await memory_store.list(scope=ADA) == []
+
+
+async def test_exact_duplicate_short_circuits_without_a_model_call(memory_store: MemoryStore) -> None:
+    tea = await memory_store.add("Ada prefers green tea", scope=ADA)
+    model = ScriptedModel([facts("ada prefers  GREEN tea")])
+    result = await MemoryManager(model, memory_store).consolidate(CHAT, scope=ADA)
+    assert result.ops == [NoopOp(record_id=tea.id)] and result.model_calls == 1
+    assert await current_texts(memory_store) == ["Ada prefers green tea"]
+
+
+async def test_other_scopes_are_never_shown_nor_reachable(memory_store: MemoryStore) -> None:
+    bobs = await memory_store.add("Bob lives in Porto", scope=BOB)
+    await memory_store.add("Ada lives in Lisbon", scope=ADA)
+    model = ScriptedModel(
+        [facts("Ada lives in Porto"), decision(("UPDATE", 1, "Ada lives in Porto")),
+         decision(("ADD", None, "Ada lives in Porto"))]
+    )  # fmt: skip
+    result = await MemoryManager(model, memory_store).consolidate(CHAT, scope=ADA)
+    shown = model.requests[1].messages[-1].content
+    assert "Bob" not in shown and "[1]" not in shown
+    assert "id 1" in model.requests[2].messages[-1].content  # alias 1 would have been a foreign record
+    assert result.ops == [AddOp(text="Ada lives in Porto")]
+    assert await memory_store.get(bobs.id, scope=BOB) == bobs
+
+
+async def test_refused_ops_are_reported(memory_store: MemoryStore) -> None:
+    bobs = await memory_store.add("Bob lives in Porto", scope=BOB)
+    manager = MemoryManager(ScriptedModel([]), memory_store)
+    result = await manager.store.apply([UpdateOp(record_id=bobs.id, text="x")], scope=ADA, actor=manager.name)
+    assert result.applied == [] and "not inside user_id=ada" in result.refused[0].reason
