@@ -23,7 +23,7 @@ from hivegraph.memory.stores.base import VectorIndex
 from hivegraph.memory.types import Scope
 from hivegraph.models.base import ChatModel
 from hivegraph.models.tokens import TokenCounter
-from hivegraph.registry import CHAT_MODELS, CHECKPOINTERS, VECTOR_STORES, check_backends
+from hivegraph.registry import CHAT_MODELS, CHECKPOINTERS, JOURNALS, VECTOR_STORES, check_backends
 
 
 @dataclass
@@ -114,7 +114,9 @@ async def open_hivegraph(
         checkpointer = await stack.enter_async_context(
             CHECKPOINTERS.load(settings.checkpointer.backend)(settings)
         )
-        store = MemoryStore(index, max_text_chars=settings.memory.max_text_chars)
+        journal = JOURNALS.load(settings.journal.backend).from_settings(settings)
+        stack.push_async_callback(journal.aclose)
+        store = await MemoryStore(index, journal=journal, max_text_chars=settings.memory.max_text_chars).open()
         policy = settings.memory
         manager = MemoryManager(
             chat, store, neighbours=policy.manager_neighbours, max_candidates=policy.max_candidates,

@@ -113,6 +113,12 @@ VECTOR_STORES: Registry[Any] = Registry(
         "inmemory": "hivegraph.memory.stores.inmemory:InMemoryVectorIndex",
     },
 )
+JOURNALS: Registry[Any] = Registry(
+    kind="journal",
+    field="journal.backend",
+    group="hivegraph.journals",
+    builtins={"sqlite": "hivegraph.memory.journal_sqlite:SqliteJournal"},
+)
 CHECKPOINTERS: Registry[Any] = Registry(
     kind="checkpointer",
     field="checkpointer.backend",
@@ -129,4 +135,5 @@ def check_backends(settings: HivegraphSettings) -> None:
     CHAT_MODELS.check(settings.model.provider)
     EMBEDDERS.check(settings.embedder.backend)
     VECTOR_STORES.check(settings.vector_store.backend)
+    JOURNALS.check(settings.journal.backend)
     CHECKPOINTERS.check(settings.checkpointer.backend)

@@ -21,10 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from hivegraph.agents.prompts import DECIDE_OPS, EXTRACT_FACTS, render_decision_request
 from hivegraph.errors import RetryRequested
+from hivegraph.memory.journal import JournalEntry
 from hivegraph.memory.store import MemoryStore, RefusedOp
 from hivegraph.memory.types import (
     AddOp,
-    AppliedOp,
     DeleteOp,
     MemoryOp,
     MemoryRecord,
@@ -67,7 +67,7 @@ class ManagerResult:
 
     facts: list[str] = field(default_factory=list[str])
     ops: list[MemoryOp] = field(default_factory=list[MemoryOp])
-    applied: list[AppliedOp] = field(default_factory=list[AppliedOp])
+    applied: list[JournalEntry] = field(default_factory=list[JournalEntry])
     refused: list[RefusedOp] = field(default_factory=list[RefusedOp])
     model_calls: int = 0
 

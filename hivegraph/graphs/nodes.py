@@ -11,7 +11,8 @@ from hivegraph.agents.base import Agent, ContextBlock, Turn
 from hivegraph.graphs.context import TeamContext
 from hivegraph.graphs.state import RecalledState, TeamState, TurnState, WrittenState
 from hivegraph.memory.store import ApplyResult
-from hivegraph.memory.types import AddOp, AppliedOp, MemoryOp, ScoredRecord, Source
+from hivegraph.memory.journal import JournalEntry
+from hivegraph.memory.types import AddOp, MemoryOp, ScoredRecord, Source
 from hivegraph.models.base import Message, assistant, user
 from hivegraph.models.tokens import pack
 
@@ -78,7 +79,7 @@ def _recalled(hit: ScoredRecord) -> RecalledState:
     )
 
 
-def _written(applied: AppliedOp) -> WrittenState:
+def _written(applied: JournalEntry) -> WrittenState:
     record = applied.after or applied.before
     record_id = str(record.id) if record is not None else getattr(applied.op, "record_id", None)
     return WrittenState(

@@ -11,8 +11,8 @@ from uuid import UUID
 from hivegraph.memory.stores.base import Filter, IndexItem
 from hivegraph.memory.types import MemoryKind, MemoryRecord, Scalar, Scope, Source
 
-OPEN = 0.0
-"""`valid_to` stored for a current version (index metadata cannot hold None)."""
+OPEN = 1e18
+"""`valid_to` stored for a current version (index metadata cannot hold None; a far end keeps range filters simple)."""
 SCOPE_PREFIX = "scope_"
 META_PREFIX = "meta_"
 

@@ -1,9 +1,15 @@
-"""`MemoryStore`: versioned memory records over a vector index.
+"""`MemoryStore`: versioned, scoped memory with a journal as the source of truth.
 
-Every read is confined to a `Scope`. Ops are checked before anything changes:
-an op that names an unknown record, a record outside the scope, or text that
-is too long is refused and reported, never applied half-way. UPDATE and
-DELETE close the current version (`valid_to`) and keep it.
+Write path: ops are checked against the journal's current state (an op that
+names an unknown record, a record outside the scope, or text that is empty or
+too long is refused and reported, never applied half-way), the accepted ops
+are appended to the journal in one transaction (from then on they are
+acknowledged), and the projections (vector index, keyword index) apply them
+idempotently and advance their cursor. `open()` replays whatever a projection
+has not seen, so a crash between journal and index loses nothing.
+
+Reads of records, history and points in time come from the journal; searches
+go through the projections and never leave the scope asked for.
 """
 
 from __future__ import annotations
@@ -11,17 +17,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from pydantic import BaseModel
 
-from hivegraph.errors import MemoryStoreError, RecordNotFoundError, ScopeViolationError
-from hivegraph.memory.codec import from_item, scope_filter, to_item
+from hivegraph.errors import MemoryStoreError
+from hivegraph.memory.codec import from_item, scope_filter
+from hivegraph.memory.journal import Journal, JournalEntry
+from hivegraph.memory.journal_sqlite import SqliteJournal
+from hivegraph.memory.planner import OpPlanner, batch_key
+from hivegraph.memory.projection import Projection, VectorProjection
 from hivegraph.memory.stores.base import IndexItem, VectorIndex
 from hivegraph.memory.types import (
     AddOp,
-    AppliedOp,
-    DeleteOp,
     MemoryKind,
     MemoryOp,
     MemoryRecord,
@@ -29,8 +37,6 @@ from hivegraph.memory.types import (
     ScoredRecord,
     Scope,
     Source,
-    UpdateOp,
-    text_hash,
     utcnow,
 )
 
@@ -44,18 +50,67 @@ class RefusedOp(BaseModel):
 
 @dataclass
 class ApplyResult:
-    """What `MemoryStore.apply` did."""
+    """What `MemoryStore.apply` did: journal entries of the applied ops, and the refusals."""
 
-    applied: list[AppliedOp] = field(default_factory=list[AppliedOp])
+    applied: list[JournalEntry] = field(default_factory=list[JournalEntry])
     refused: list[RefusedOp] = field(default_factory=list[RefusedOp])
 
 
 class MemoryStore:
-    """Versioned, scoped memory records kept in a `VectorIndex`."""
+    """Versioned, scoped memory records: journal first, then the derived indexes."""
 
-    def __init__(self, index: VectorIndex, *, max_text_chars: int = 2000) -> None:
+    def __init__(
+        self,
+        index: VectorIndex,
+        *,
+        journal: Journal | None = None,
+        projections: Sequence[Projection] = (),
+        max_text_chars: int = 2000,
+    ) -> None:
         self.index = index
-        self.max_text_chars = max_text_chars
+        self.journal: Journal = journal or SqliteJournal(":memory:")
+        self.projections: list[Projection] = [VectorProjection(index), *projections]
+        self.planner = OpPlanner(self.journal, max_text_chars=max_text_chars)
+        self._volatile_cursors: dict[str, int] = {}
+        """Cursors of projections that do not persist (they start from 0 in each process)."""
+
+    async def open(self) -> MemoryStore:
+        """Bring every projection up to date with the journal; returns self."""
+        await self.catch_up()
+        return self
+
+    async def catch_up(self) -> int:
+        """Apply journal entries the projections have not seen; returns how many were replayed."""
+        replayed = 0
+        for projection in self.projections:
+            start = await self._start(projection)
+            entries = await self.journal.read(after=start)
+            if entries:
+                await projection.project(entries)
+                await self._advance(projection, entries[-1].seq)
+                replayed = max(replayed, len(entries))
+        return replayed
+
+    async def rebuild(self) -> int:
+        """Re-derive every projection from the journal; returns the entries replayed."""
+        for projection in self.projections:
+            await projection.reset()
+            await self._advance(projection, 0)
+        return await self.catch_up()
+
+    async def _start(self, projection: Projection) -> int:
+        if not projection.persistent:
+            return self._volatile_cursors.get(projection.name, 0)
+        cursor = await self.journal.cursor(projection.name)
+        if cursor and await projection.is_empty():
+            return 0  # the index was wiped: re-derive it
+        return cursor
+
+    async def _advance(self, projection: Projection, seq: int) -> None:
+        if projection.persistent:
+            await self.journal.advance(projection.name, seq)
+        else:
+            self._volatile_cursors[projection.name] = seq
 
     async def search(
         self,
@@ -70,20 +125,26 @@ class MemoryStore:
         hits = await self.index.query(query, k=k, where=where)
         return [ScoredRecord(record=from_item(IndexItem(h.id, h.text, h.metadata)), score=h.score) for h in hits]
 
-    async def get(self, record_id: UUID, *, scope: Scope) -> MemoryRecord | None:
-        """The current version of a record, if it exists inside `scope`."""
-        items = await self.index.get(where=scope_filter(scope, extra={"record_id": str(record_id)}))
-        return from_item(items[0]) if items else None
+    async def get(self, record_id: UUID, *, scope: Scope, as_of: datetime | None = None) -> MemoryRecord | None:
+        """The current version of a record (or the one valid at `as_of`), if it is inside `scope`."""
+        found = await self.journal.records(scope=scope, record_ids=[record_id], as_of=as_of)
+        return found[0] if found else None
 
-    async def list(self, *, scope: Scope, kinds: Sequence[MemoryKind] | None = None) -> list[MemoryRecord]:
-        """Every current record in `scope`, oldest first."""
-        items = await self.index.get(where=scope_filter(scope, kinds=tuple(kinds) if kinds else None))
-        return sorted((from_item(i) for i in items), key=lambda r: (r.created_at, str(r.id)))
+    async def list(
+        self, *, scope: Scope, kinds: Sequence[MemoryKind] | None = None, as_of: datetime | None = None
+    ) -> list[MemoryRecord]:
+        """Every current record in `scope` (or every one valid at `as_of`), oldest first."""
+        return await self.journal.records(scope=scope, kinds=kinds, as_of=as_of)
 
     async def history(self, record_id: UUID, *, scope: Scope) -> list[MemoryRecord]:
         """Every version of a record inside `scope`, oldest first."""
-        items = await self.index.get(where=scope_filter(scope, current=None, extra={"record_id": str(record_id)}))
-        return sorted((from_item(i) for i in items), key=lambda r: r.version)
+        return await self.journal.records(scope=scope, record_ids=[record_id], all_versions=True)
+
+    async def find_duplicate(
+        self, text: str, *, scope: Scope, kind: MemoryKind = "semantic"
+    ) -> MemoryRecord | None:
+        """A current record in `scope` whose text equals `text` up to case and spacing."""
+        return await self.planner.duplicate(text, scope=scope, kind=kind)
 
     async def add(
         self,
@@ -102,10 +163,13 @@ class MemoryStore:
         result = await self.apply([AddOp(text=text, kind=kind)], scope=scope, actor=actor, source=source)
         if result.refused:
             raise MemoryStoreError(result.refused[0].reason)
-        applied = result.applied[0]
-        record = applied.after or await self.get(_noop_target(applied.op), scope=scope)
-        assert record is not None
-        return record
+        entry = result.applied[0]
+        if entry.after is not None:
+            return entry.after
+        assert isinstance(entry.op, NoopOp) and entry.op.record_id is not None
+        existing = await self.get(entry.op.record_id, scope=scope)
+        assert existing is not None
+        return existing
 
     async def apply(
         self,
@@ -116,98 +180,36 @@ class MemoryStore:
         source: Source | None = None,
         now: datetime | None = None,
     ) -> ApplyResult:
-        """Check every op, then write the ones that may be applied in one index batch."""
+        """Check every op, journal the accepted ones in one transaction, then update the indexes."""
         now = now or utcnow()
+        batch_id = uuid4()
         result = ApplyResult()
-        writes: list[IndexItem] = []
+        planned: list[JournalEntry] = []
         seen: set[str] = set()
         for op in ops:
-            key = _batch_key(op)
+            key = batch_key(op)
             if key is not None and key in seen:
                 result.refused.append(RefusedOp(op=op, reason=f"{key} is already changed by this batch"))
                 continue
             try:
-                applied = await self._plan(op, scope=scope, actor=actor, source=source or Source(), now=now)
+                entry = await self.planner.plan(op, scope=scope, source=source or Source(), now=now)
             except MemoryStoreError as exc:
                 result.refused.append(RefusedOp(op=op, reason=str(exc)))
                 continue
-            result.applied.append(applied)
+            planned.append(entry.model_copy(update={"batch_id": batch_id, "actor": actor}))
             seen.update(k for k in (key,) if k is not None)
-            writes += [to_item(r) for r in (applied.before, applied.after) if r is not None and _changed(applied)]
-        await self.index.upsert(writes)
+        result.applied = await self.commit(planned)
         return result
 
-    async def _plan(self, op: MemoryOp, *, scope: Scope, actor: str, source: Source, now: datetime) -> AppliedOp:
-        match op:
-            case AddOp():
-                self._check_text(op.text)
-                dup = await self.find_duplicate(op.text, scope=scope, kind=op.kind)
-                if dup is not None:
-                    return AppliedOp(op=NoopOp(record_id=dup.id), scope=scope, actor=actor, at=now)
-                record = MemoryRecord(
-                    kind=op.kind, text=op.text, metadata=op.metadata, scope=scope, source=source,
-                    created_at=now, updated_at=now, valid_from=now,
-                )  # fmt: skip
-                return AppliedOp(op=op, scope=scope, actor=actor, at=now, after=record)
-            case UpdateOp():
-                self._check_text(op.text)
-                before = await self._current(op.record_id, scope)
-                after = before.model_copy(
-                    update={"text": op.text, "hash": text_hash(op.text), "version": before.version + 1,
-                            "updated_at": now, "valid_from": now, "source": source}
-                )  # fmt: skip
-                closed = before.model_copy(update={"valid_to": now})
-                return AppliedOp(op=op, scope=scope, actor=actor, at=now, before=closed, after=after)
-            case DeleteOp():
-                before = await self._current(op.record_id, scope)
-                closed = before.model_copy(update={"valid_to": now})
-                return AppliedOp(op=op, scope=scope, actor=actor, at=now, before=closed)
-            case NoopOp():
-                if op.record_id is not None:
-                    await self._current(op.record_id, scope)
-                return AppliedOp(op=op, scope=scope, actor=actor, at=now)
+    async def commit(self, entries: Sequence[JournalEntry]) -> list[JournalEntry]:
+        """Journal `entries` (acknowledging them), then project them."""
+        if not entries:
+            return []
+        stored = await self.journal.append(entries)
+        await self.catch_up()
+        return stored
 
-    async def _current(self, record_id: UUID, scope: Scope) -> MemoryRecord:
-        items = await self.index.get(where=scope_filter(Scope(), extra={"record_id": str(record_id)}))
-        if not items:
-            raise RecordNotFoundError(str(record_id))
-        record = from_item(items[0])
-        if not scope.contains(record.scope):
-            raise ScopeViolationError(str(record_id), f"belongs to scope {record.scope}, not inside {scope}")
-        return record
-
-    async def find_duplicate(
-        self, text: str, *, scope: Scope, kind: MemoryKind = "semantic"
-    ) -> MemoryRecord | None:
-        """A current record in `scope` whose text equals `text` up to case and spacing."""
-        where = scope_filter(scope, kinds=(kind,), extra={"hash": text_hash(text)})
-        items = await self.index.get(where=where)
-        return from_item(items[0]) if items else None
-
-    def _check_text(self, text: str) -> None:
-        if not text.strip():
-            raise MemoryStoreError("memory text is empty")
-        if len(text) > self.max_text_chars:
-            raise MemoryStoreError(
-                f"memory text is {len(text)} characters, over the limit of {self.max_text_chars}"
-            )
-
-
-def _changed(applied: AppliedOp) -> bool:
-    return not isinstance(applied.op, NoopOp)
-
-
-def _batch_key(op: MemoryOp) -> str | None:
-    """What an op changes, so one batch never changes the same thing twice."""
-    match op:
-        case AddOp():
-            return f"text {text_hash(op.text)[:12]}"
-        case UpdateOp() | DeleteOp():
-            return f"record {op.record_id}"
-        case NoopOp():
-            return None
-
-
-def _noop_target(op: MemoryOp) -> UUID:
-    assert isinstance(op, NoopOp) and op.record_id is not None
-    return op.record_id
+    async def aclose(self) -> None:
+        """Close the journal and the index."""
+        await self.journal.aclose()
+        await self.index.aclose()

@@ -131,18 +131,6 @@ class NoopOp(BaseModel):
 MemoryOp = Annotated[AddOp | UpdateOp | DeleteOp | NoopOp, Field(discriminator="event")]
 
 
-class AppliedOp(BaseModel):
-    """An op as it was applied: the versions before and after it."""
-
-    op_id: UUID = Field(default_factory=uuid4)
-    op: MemoryOp
-    scope: Scope
-    actor: str
-    at: datetime = Field(default_factory=utcnow)
-    before: MemoryRecord | None = None
-    after: MemoryRecord | None = None
-
-
 class ScoredRecord(BaseModel):
     """A record found by a search, with its score (higher is closer)."""
 
