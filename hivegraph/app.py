@@ -76,7 +76,6 @@ class Hivegraph:
 
     settings: HivegraphSettings
     model: ChatModel
-    index: VectorIndex
     store: MemoryStore
     manager: MemoryManager
     counter: TokenCounter
@@ -96,6 +95,29 @@ class Hivegraph:
 
 
 @asynccontextmanager
+async def open_memory(settings: HivegraphSettings) -> AsyncIterator[MemoryStore]:
+    """The configured memory store (vector index + journal), caught up with its journal.
+
+    Raises:
+        ConfigError: a backend name is unknown or a setting is invalid.
+        BackendUnavailableError: a configured server cannot be reached.
+
+    """
+    check_backends(settings)
+    index: VectorIndex = VECTOR_STORES.load(settings.vector_store.backend).from_settings(settings)
+    try:
+        journal = JOURNALS.load(settings.journal.backend).from_settings(settings)
+    except BaseException:
+        await index.aclose()
+        raise
+    store = MemoryStore(index, journal=journal, max_text_chars=settings.memory.max_text_chars)
+    try:
+        yield await store.open()
+    finally:
+        await store.aclose()
+
+
+@asynccontextmanager
 async def open_hivegraph(
     settings: HivegraphSettings | None = None, *, model: ChatModel | None = None
 ) -> AsyncIterator[Hivegraph]:
@@ -104,25 +126,22 @@ async def open_hivegraph(
     Raises:
         ConfigError: a backend name is unknown or a setting is invalid.
         BackendUnavailableError: a configured server cannot be reached.
+
     """
     settings = settings or load_settings()
     check_backends(settings)
     async with AsyncExitStack() as stack:
         chat = model or CHAT_MODELS.load(settings.model.provider).from_settings(settings)
-        index: VectorIndex = VECTOR_STORES.load(settings.vector_store.backend).from_settings(settings)
-        stack.push_async_callback(index.aclose)
+        store = await stack.enter_async_context(open_memory(settings))
         checkpointer = await stack.enter_async_context(
             CHECKPOINTERS.load(settings.checkpointer.backend)(settings)
         )
-        journal = JOURNALS.load(settings.journal.backend).from_settings(settings)
-        stack.push_async_callback(journal.aclose)
-        store = await MemoryStore(index, journal=journal, max_text_chars=settings.memory.max_text_chars).open()
         policy = settings.memory
         manager = MemoryManager(
             chat, store, neighbours=policy.manager_neighbours, max_candidates=policy.max_candidates,
             max_retries=settings.model.max_retries,
         )  # fmt: skip
         yield Hivegraph(
-            settings=settings, model=chat, index=index, store=store, manager=manager,
+            settings=settings, model=chat, store=store, manager=manager,
             counter=TokenCounter(settings.model.model), checkpointer=checkpointer,
         )  # fmt: skip

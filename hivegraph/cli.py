@@ -10,13 +10,15 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from uuid import UUID
 
 import yaml
 
 from hivegraph.config import HivegraphSettings, load_settings
 from hivegraph.errors import ConfigError, HivegraphError
-from hivegraph.memory.types import Scope
+from hivegraph.memory.store import MemoryStore
+from hivegraph.memory.types import MemoryRecord, Scope
 from hivegraph.registry import check_backends
 
 Command = Callable[[argparse.Namespace, HivegraphSettings], int]
@@ -67,23 +69,59 @@ def _scope(args: argparse.Namespace) -> Scope:
     return Scope(user_id=args.user, agent_id=args.agent, team_id=args.team, run_id=args.run)
 
 
-def _memory_search(args: argparse.Namespace, settings: HivegraphSettings) -> int:
-    from hivegraph.memory.store import MemoryStore
-    from hivegraph.registry import VECTOR_STORES
+def _memory(action: Callable[[MemoryStore, argparse.Namespace], Awaitable[None]]) -> Command:
+    """A command that runs `action` on the configured memory store."""
 
-    async def search() -> None:
-        index = VECTOR_STORES.load(settings.vector_store.backend).from_settings(settings)
-        try:
-            hits = await MemoryStore(index).search(args.query, scope=_scope(args), k=args.k)
-        finally:
-            await index.aclose()
-        for hit in hits:
-            record = hit.record
-            print(json.dumps({"id": str(record.id), "kind": record.kind, "score": round(hit.score, 4),
-                              "scope": record.scope.fields(), "text": record.text}))  # fmt: skip
+    def command(args: argparse.Namespace, settings: HivegraphSettings) -> int:
+        from hivegraph.app import open_memory
 
-    asyncio.run(search())
-    return 0
+        async def run() -> None:
+            async with open_memory(settings) as store:
+                await action(store, args)
+
+        asyncio.run(run())
+        return 0
+
+    return command
+
+
+def _record_json(record: MemoryRecord, **extra: object) -> str:
+    fields = {"id": str(record.id), "version": record.version, "kind": record.kind, "scope": record.scope.fields(),
+              "valid_from": record.valid_from.isoformat(),
+              "valid_to": record.valid_to.isoformat() if record.valid_to else None, "text": record.text}  # fmt: skip
+    return json.dumps(fields | extra)
+
+
+async def _search(store: MemoryStore, args: argparse.Namespace) -> None:
+    for hit in await store.search(args.query, scope=_scope(args), k=args.k):
+        print(_record_json(hit.record, score=round(hit.score, 4)))
+
+
+async def _history(store: MemoryStore, args: argparse.Namespace) -> None:
+    history = await store.history(_uuid(args.record_id, "record id"), scope=_scope(args))
+    for version in history.versions:
+        print(_record_json(version))
+    for entry in history.entries:
+        undo_of = str(entry.undo_of) if entry.undo_of else None
+        print(json.dumps({"op_id": str(entry.op_id), "seq": entry.seq, "event": entry.op.event, "actor": entry.actor,
+                          "at": entry.at.isoformat(), "undo_of": undo_of}))  # fmt: skip
+
+
+async def _undo(store: MemoryStore, args: argparse.Namespace) -> None:
+    entry = await store.undo(_uuid(args.op_id, "op id"), scope=_scope(args), actor="cli")
+    print(f"undone by op {entry.op_id} ({entry.op.event})")
+
+
+async def _rebuild(store: MemoryStore, args: argparse.Namespace) -> None:
+    replayed = await store.rebuild()
+    print(f"re-derived the indexes from {replayed} journal entries")
+
+
+def _uuid(text: str, what: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise ConfigError(f"{text!r} is not a valid {what}") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,13 +147,22 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=func)
     model.add_parser("status", help="list running servers").set_defaults(func=_model_status)
 
-    memory = groups.add_parser("memory", help="read memory").add_subparsers(dest="cmd", required=True)
+    memory = groups.add_parser("memory", help="read and repair memory").add_subparsers(dest="cmd", required=True)
     search = memory.add_parser("search", help="search current memories in a scope")
     search.add_argument("query")
     search.add_argument("-k", type=int, default=5)
-    for field in ("user", "agent", "team", "run"):
-        search.add_argument(f"--{field}", help=f"scope: {field} id")
-    search.set_defaults(func=_memory_search)
+    search.set_defaults(func=_memory(_search))
+    history = memory.add_parser("history", help="the versions of a record and the ops that made them")
+    history.add_argument("record_id")
+    history.set_defaults(func=_memory(_history))
+    undo = memory.add_parser("undo", help="revert one op (the revert is journaled too)")
+    undo.add_argument("op_id")
+    undo.set_defaults(func=_memory(_undo))
+    rebuild = memory.add_parser("rebuild", help="re-derive the indexes from the journal")
+    rebuild.set_defaults(func=_memory(_rebuild))
+    for sub in (search, history, undo):
+        for field in ("user", "agent", "team", "run"):
+            sub.add_argument(f"--{field}", help=f"scope: {field} id")
     return parser
 
 

@@ -14,6 +14,7 @@ failures (a backend that does not answer, a model that replies nonsense)::
     ├── EmbeddingError                an embedder failed or its files are corrupt
     ├── MemoryStoreError
     │   ├── RecordNotFoundError       an op named a record that does not exist
+    │   ├── OpNotFoundError           an undo named an op that was never journaled
     │   └── ScopeViolationError       an op crossed the scope it was given
     ├── AgentError
     │   └── InvalidDecisionError      a memory-manager decision could not be applied
@@ -70,7 +71,7 @@ class ModelHTTPError(ModelAPIError):
         self.body = body
 
 
-class UnexpectedModelOutput(ModelError):
+class UnexpectedModelOutput(ModelError):  # noqa: N818 - the name pydantic-ai users know
     """The model's reply did not validate, even after the allowed retries.
 
     `body` holds the last raw reply, so nothing the model said is lost.
@@ -100,6 +101,14 @@ class RecordNotFoundError(MemoryStoreError):
     def __init__(self, record_id: str) -> None:
         super().__init__(f"no current memory record with id {record_id!r}")
         self.record_id = record_id
+
+
+class OpNotFoundError(MemoryStoreError):
+    """An undo named an op the journal does not hold."""
+
+    def __init__(self, op_id: str) -> None:
+        super().__init__(f"no journaled op with id {op_id!r}")
+        self.op_id = op_id
 
 
 class ScopeViolationError(MemoryStoreError):

@@ -35,6 +35,7 @@ class OpPlanner:
 
         Raises:
             MemoryStoreError: the op cannot be applied (unknown record, other scope, bad text).
+
         """
         entry = JournalEntry(batch_id=_UNSET_BATCH, at=now, actor="", scope=scope, op=op)
         match op:
@@ -51,7 +52,8 @@ class OpPlanner:
             case UpdateOp():
                 self.check_text(op.text)
                 before = await self.current(op.record_id, scope)
-                return entry.model_copy(update={"before": close(before, now), "after": revise(before, op.text, source, now)})
+                after = revise(before, op.text, source, now)
+                return entry.model_copy(update={"before": close(before, now), "after": after})
             case DeleteOp():
                 before = await self.current(op.record_id, scope)
                 return entry.model_copy(update={"before": close(before, now)})
@@ -66,6 +68,7 @@ class OpPlanner:
         Raises:
             RecordNotFoundError: no current version.
             ScopeViolationError: the record belongs to a scope `scope` does not contain.
+
         """
         found = await self.journal.records(scope=Scope(), record_ids=[record_id])
         if not found:
@@ -85,11 +88,46 @@ class OpPlanner:
 
         Raises:
             MemoryStoreError: the text is empty or longer than `max_text_chars`.
+
         """
         if not text.strip():
             raise MemoryStoreError("memory text is empty")
         if len(text) > self.max_text_chars:
             raise MemoryStoreError(f"memory text is {len(text)} characters, over the limit of {self.max_text_chars}")
+
+
+async def plan_undo(journal: Journal, target: JournalEntry, *, scope: Scope, now: datetime) -> JournalEntry:
+    """The entry that reverts `target`: it closes what `target` opened and reopens what it closed.
+
+    Raises:
+        MemoryStoreError: `target` changed nothing, was undone already, or its record changed since.
+        ScopeViolationError: the record is outside `scope`.
+
+    """
+    record = target.after or target.before
+    if record is None:
+        raise MemoryStoreError(f"op {target.op_id} ({target.op.event}) changed nothing; there is nothing to undo")
+    if not scope.contains(record.scope):
+        raise ScopeViolationError(str(record.id), f"belongs to scope {record.scope}, not inside {scope}")
+    history = await journal.entries_for(record.id)
+    if any(e.undo_of == target.op_id for e in history):
+        raise MemoryStoreError(f"op {target.op_id} was already undone")
+    if history[-1].op_id != target.op_id:
+        raise MemoryStoreError(
+            f"record {record.id} changed after op {target.op_id}; undo the later ops first (newest first)"
+        )
+    entry = JournalEntry(batch_id=_UNSET_BATCH, at=now, actor="", scope=record.scope, op=NoopOp(), undo_of=target.op_id)
+    current = target.after
+    if current is not None and target.before is None:  # an ADD: close what it opened
+        return entry.model_copy(update={"op": DeleteOp(record_id=current.id), "before": close(current, now)})
+    assert target.before is not None
+    previous_text = target.before.text
+    base = current or target.before  # an UPDATE revises its new version; a DELETE reopens the closed one
+    update = {"op": UpdateOp(record_id=base.id, text=previous_text),
+              "after": revise(base, previous_text, base.source, now)}  # fmt: skip
+    if current is not None:
+        update["before"] = close(current, now)
+    return entry.model_copy(update=update)
 
 
 def close(record: MemoryRecord, now: datetime) -> MemoryRecord:

@@ -21,11 +21,11 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel
 
-from hivegraph.errors import MemoryStoreError
+from hivegraph.errors import MemoryStoreError, OpNotFoundError
 from hivegraph.memory.codec import from_item, scope_filter
 from hivegraph.memory.journal import Journal, JournalEntry
 from hivegraph.memory.journal_sqlite import SqliteJournal
-from hivegraph.memory.planner import OpPlanner, batch_key
+from hivegraph.memory.planner import OpPlanner, batch_key, plan_undo
 from hivegraph.memory.projection import Projection, VectorProjection
 from hivegraph.memory.stores.base import IndexItem, VectorIndex
 from hivegraph.memory.types import (
@@ -34,8 +34,8 @@ from hivegraph.memory.types import (
     MemoryOp,
     MemoryRecord,
     NoopOp,
-    ScoredRecord,
     Scope,
+    ScoredRecord,
     Source,
     utcnow,
 )
@@ -54,6 +54,14 @@ class ApplyResult:
 
     applied: list[JournalEntry] = field(default_factory=list[JournalEntry])
     refused: list[RefusedOp] = field(default_factory=list[RefusedOp])
+
+
+@dataclass
+class RecordHistory:
+    """The versions of one record and the ops that made them."""
+
+    versions: list[MemoryRecord]
+    entries: list[JournalEntry]
 
 
 class MemoryStore:
@@ -136,9 +144,11 @@ class MemoryStore:
         """Every current record in `scope` (or every one valid at `as_of`), oldest first."""
         return await self.journal.records(scope=scope, kinds=kinds, as_of=as_of)
 
-    async def history(self, record_id: UUID, *, scope: Scope) -> list[MemoryRecord]:
-        """Every version of a record inside `scope`, oldest first."""
-        return await self.journal.records(scope=scope, record_ids=[record_id], all_versions=True)
+    async def history(self, record_id: UUID, *, scope: Scope) -> RecordHistory:
+        """Every version of a record inside `scope` and the journaled ops that made them, oldest first."""
+        versions = await self.journal.records(scope=scope, record_ids=[record_id], all_versions=True)
+        entries = await self.journal.entries_for(record_id) if versions else []
+        return RecordHistory(versions=versions, entries=entries)
 
     async def find_duplicate(
         self, text: str, *, scope: Scope, kind: MemoryKind = "semantic"
@@ -159,6 +169,7 @@ class MemoryStore:
 
         Raises:
             MemoryStoreError: the text is empty or too long.
+
         """
         result = await self.apply([AddOp(text=text, kind=kind)], scope=scope, actor=actor, source=source)
         if result.refused:
@@ -207,6 +218,22 @@ class MemoryStore:
             return []
         stored = await self.journal.append(entries)
         await self.catch_up()
+        return stored
+
+    async def undo(self, op_id: UUID, *, scope: Scope, actor: str = "user") -> JournalEntry:
+        """Revert one op; the revert is itself journaled (with `undo_of`) and can be undone.
+
+        Raises:
+            OpNotFoundError: no op has that id.
+            MemoryStoreError: the op changed nothing, was undone already, or a later op changed its record.
+            ScopeViolationError: the op's record is outside `scope`.
+
+        """
+        target = await self.journal.entry(op_id)
+        if target is None:
+            raise OpNotFoundError(str(op_id))
+        entry = await plan_undo(self.journal, target, scope=scope, now=utcnow())
+        (stored,) = await self.commit([entry.model_copy(update={"batch_id": uuid4(), "actor": actor})])
         return stored
 
     async def aclose(self) -> None:

@@ -31,7 +31,9 @@ class ForgetArgs(BaseModel):
     memory_id: str = Field(description="id of the memory to forget, as returned by search_memory")
 
 
-def memory_tools(store: MemoryStore, *, scope: Scope, actor: str = "agent", run_id: str | None = None) -> list[BaseTool]:
+def memory_tools(
+    store: MemoryStore, *, scope: Scope, actor: str = "agent", run_id: str | None = None
+) -> list[BaseTool]:
     """Tools that let an agent search, add to and forget its memories in `scope` (and nowhere else)."""
     source = Source(run_id=run_id, agent=actor)
 

@@ -45,7 +45,7 @@ async def test_aliases_are_mapped_back_to_record_ids(memory_store: MemoryStore) 
     assert "[0] Ada lives in Lisbon" in prompt and str(lisbon.id) not in prompt
     assert await current_texts(memory_store) == ["Ada lives in Porto", "Ada prefers black tea"]
     history = await memory_store.history(lisbon.id, scope=ADA)
-    assert [r.text for r in history] == ["Ada lives in Lisbon", "Ada lives in Porto"]
+    assert [r.text for r in history.versions] == ["Ada lives in Lisbon", "Ada lives in Porto"]
 
 
 async def test_hallucinated_id_is_retried_with_feedback(memory_store: MemoryStore) -> None:

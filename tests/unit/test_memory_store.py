@@ -36,7 +36,8 @@ async def test_update_closes_the_old_version_and_keeps_it(memory_store: MemorySt
     current = await memory_store.get(record.id, scope=ADA)
     assert current is not None and current.text == "Ada lives in Porto" and current.version == 2
     history = await memory_store.history(record.id, scope=ADA)
-    assert [(r.version, r.text, r.valid_to) for r in history] == [
+    assert [e.op.event for e in history.entries] == ["ADD", "UPDATE"]
+    assert [(r.version, r.text, r.valid_to) for r in history.versions] == [
         (1, "Ada lives in Lisbon", when),
         (2, "Ada lives in Porto", None),
     ]
@@ -49,7 +50,7 @@ async def test_delete_closes_and_hides_but_history_remains(memory_store: MemoryS
     assert len(result.applied) == 1
     assert await memory_store.get(record.id, scope=ADA) is None
     assert await memory_store.search("tea", scope=ADA) == []
-    (closed,) = await memory_store.history(record.id, scope=ADA)
+    (closed,) = (await memory_store.history(record.id, scope=ADA)).versions
     assert closed.text == "Ada likes tea" and closed.valid_to is not None
 
 
