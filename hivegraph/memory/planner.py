@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from uuid import UUID
 
@@ -14,6 +15,7 @@ from hivegraph.memory.types import (
     MemoryOp,
     MemoryRecord,
     NoopOp,
+    Scalar,
     Scope,
     Source,
     UpdateOp,
@@ -52,7 +54,7 @@ class OpPlanner:
             case UpdateOp():
                 self.check_text(op.text)
                 before = await self.current(op.record_id, scope)
-                after = revise(before, op.text, source, now)
+                after = revise(before, op.text, source, now, op.metadata)
                 return entry.model_copy(update={"before": close(before, now), "after": after})
             case DeleteOp():
                 before = await self.current(op.record_id, scope)
@@ -121,10 +123,10 @@ async def plan_undo(journal: Journal, target: JournalEntry, *, scope: Scope, now
     if current is not None and target.before is None:  # an ADD: close what it opened
         return entry.model_copy(update={"op": DeleteOp(record_id=current.id), "before": close(current, now)})
     assert target.before is not None
-    previous_text = target.before.text
-    base = current or target.before  # an UPDATE revises its new version; a DELETE reopens the closed one
-    update = {"op": UpdateOp(record_id=base.id, text=previous_text),
-              "after": revise(base, previous_text, base.source, now)}  # fmt: skip
+    previous = target.before
+    base = current or previous  # an UPDATE revises its new version; a DELETE reopens the closed one
+    restored = revise(base, previous.text, previous.source, now).model_copy(update={"metadata": previous.metadata})
+    update = {"op": UpdateOp(record_id=base.id, text=previous.text, metadata=previous.metadata), "after": restored}
     if current is not None:
         update["before"] = close(current, now)
     return entry.model_copy(update=update)
@@ -135,10 +137,17 @@ def close(record: MemoryRecord, now: datetime) -> MemoryRecord:
     return record.model_copy(update={"valid_to": now})
 
 
-def revise(record: MemoryRecord, text: str, source: Source, now: datetime) -> MemoryRecord:
-    """The next version of `record`, with new text."""
+def revise(
+    record: MemoryRecord,
+    text: str,
+    source: Source,
+    now: datetime,
+    metadata: Mapping[str, Scalar] | None = None,
+) -> MemoryRecord:
+    """The next version of `record`, with new text and `metadata` merged over the old."""
+    merged = record.metadata | dict(metadata) if metadata is not None else record.metadata
     return record.model_copy(
-        update={"text": text, "hash": text_hash(text), "version": record.version + 1,
+        update={"text": text, "hash": text_hash(text), "version": record.version + 1, "metadata": merged,
                 "updated_at": now, "valid_from": now, "valid_to": None, "source": source}
     )  # fmt: skip
 

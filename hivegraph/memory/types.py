@@ -107,11 +107,13 @@ class AddOp(BaseModel):
 
 
 class UpdateOp(BaseModel):
-    """Replace the text of a current memory; the old version is closed, not erased."""
+    """Replace the text (and optionally metadata) of a current memory; the old version is closed, not erased."""
 
     event: Literal["UPDATE"] = "UPDATE"
     record_id: UUID
     text: str
+    metadata: dict[str, Scalar] | None = None
+    """Keys to set on the new version (merged over the old metadata); None keeps it as it was."""
 
 
 class DeleteOp(BaseModel):
