@@ -1,0 +1,40 @@
+"""hivegraph: multi-agent teams on LangGraph with pluggable long-term memory.
+
+The names below are imported lazily, so `import hivegraph` stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Agent": "hivegraph.agents.base",
+    "MemoryPolicy": "hivegraph.agents.base",
+    "MemoryManager": "hivegraph.agents.manager",
+    "HivegraphSettings": "hivegraph.config",
+    "load_settings": "hivegraph.config",
+    "MemoryStore": "hivegraph.memory.store",
+    "MemoryRecord": "hivegraph.memory.types",
+    "Scope": "hivegraph.memory.types",
+    "open_hivegraph": "hivegraph.app",
+    "open_memory": "hivegraph.app",
+}
+
+if TYPE_CHECKING:
+    from hivegraph.agents.base import Agent, MemoryPolicy
+    from hivegraph.agents.manager import MemoryManager
+    from hivegraph.app import open_hivegraph, open_memory
+    from hivegraph.config import HivegraphSettings, load_settings
+    from hivegraph.memory.store import MemoryStore
+    from hivegraph.memory.types import MemoryRecord, Scope
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'hivegraph' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)
