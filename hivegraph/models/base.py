@@ -10,6 +10,7 @@ from typing import Any, Generic, Literal, TypedDict, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hivegraph.errors import RetryRequested, UnexpectedModelOutput
+from hivegraph.models.schema import strict_schema
 
 ALLOW_NETWORK_MODELS = True
 """Set to False (tests do) to make every network-backed model refuse to run."""
@@ -24,6 +25,15 @@ def check_network_allowed() -> None:
         raise RuntimeError("network models are disabled in unit tests; use ScriptedModel or FunctionModel")
 
 
+@dataclass(frozen=True)
+class ToolCall:
+    """A call the model asked for."""
+
+    id: str
+    name: str
+    arguments: str
+
+
 class Message(BaseModel):
     """One chat message."""
 
@@ -31,6 +41,10 @@ class Message(BaseModel):
     role: Role
     content: str
     name: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    """On an assistant message: the tool calls it made."""
+    tool_call_id: str | None = None
+    """On a tool message: the id of the call it answers."""
 
 
 def system(content: str) -> Message:
@@ -67,15 +81,6 @@ class ToolDefinition:
 
 
 @dataclass(frozen=True)
-class ToolCall:
-    """A call the model asked for."""
-
-    id: str
-    name: str
-    arguments: str
-
-
-@dataclass(frozen=True)
 class OutputSchema:
     """A JSON schema the reply must follow (sent for constrained decoding)."""
 
@@ -85,8 +90,13 @@ class OutputSchema:
 
     @classmethod
     def of(cls, output_type: type[BaseModel]) -> OutputSchema:
-        """The schema of a pydantic model."""
-        return cls(name=output_type.__name__, json_schema=output_type.model_json_schema())
+        """The strict, bounded schema of a pydantic model (see `strict_schema`).
+
+        Raises:
+            ConfigError: the model has a field without the bounds `strict_schema` requires.
+
+        """
+        return cls(name=output_type.__name__, json_schema=strict_schema(output_type))
 
 
 class Usage(BaseModel):
@@ -152,6 +162,7 @@ class ChatModel(ABC):
 
         Raises:
             UnexpectedModelOutput: no attempt validated; carries the last raw reply.
+
         """
         schema = OutputSchema.of(output_type)
         retries = self.max_retries if max_retries is None else max_retries
