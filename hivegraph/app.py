@@ -131,7 +131,10 @@ async def open_hivegraph(
     settings = settings or load_settings()
     check_backends(settings)
     async with AsyncExitStack() as stack:
-        chat = model or CHAT_MODELS.load(settings.model.provider).from_settings(settings)
+        chat = model
+        if chat is None:
+            chat = CHAT_MODELS.load(settings.model.provider).from_settings(settings)
+            stack.push_async_callback(chat.aclose)
         store = await stack.enter_async_context(open_memory(settings))
         checkpointer = await stack.enter_async_context(
             CHECKPOINTERS.load(settings.checkpointer.backend)(settings)

@@ -145,6 +145,9 @@ class ChatModel(ABC):
     ) -> ModelResponse:
         """Send `messages` and return the model's reply."""
 
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; models without any keep the default."""
+
     async def structured(
         self,
         messages: Sequence[Message],
