@@ -291,6 +291,7 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Hivegraph
 
     Raises:
         ConfigError: the file cannot be read or parsed, or a value is invalid.
+
     """
     source = config_path(path)
     if source is not None and not source.is_file():

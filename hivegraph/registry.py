@@ -72,6 +72,7 @@ class Registry(Generic[T]):
         Raises:
             ConfigError: `name` is not registered.
             ImportError: the backend's optional dependency is not installed.
+
         """
         self.check(name)
         target = self._paths()[name]

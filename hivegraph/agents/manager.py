@@ -99,6 +99,7 @@ class MemoryManager:
 
         Raises:
             UnexpectedModelOutput: a reply never validated; nothing was changed.
+
         """
         result = ManagerResult()
         result.facts = await self.extract(messages)

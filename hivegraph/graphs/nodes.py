@@ -10,8 +10,8 @@ from langgraph.runtime import Runtime
 from hivegraph.agents.base import Agent, ContextBlock, Turn
 from hivegraph.graphs.context import TeamContext
 from hivegraph.graphs.state import RecalledState, TeamState, TurnState, WrittenState
-from hivegraph.memory.store import ApplyResult
 from hivegraph.memory.journal import JournalEntry
+from hivegraph.memory.store import ApplyResult
 from hivegraph.memory.types import AddOp, MemoryOp, ScoredRecord, Source
 from hivegraph.models.base import Message, assistant, user
 from hivegraph.models.tokens import pack

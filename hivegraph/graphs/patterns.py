@@ -20,6 +20,7 @@ def pipeline(agents: Sequence[Agent]) -> StateGraph[TeamState, TeamContext, Team
 
     Raises:
         GraphError: no agents, a duplicate name, or a name reserved for a memory node.
+
     """
     _check_names(agents)
     graph = StateGraph(TeamState, context_schema=TeamContext)
