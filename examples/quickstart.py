@@ -24,8 +24,7 @@ from hivegraph.memory.types import Scope
 from hivegraph.models.base import ChatModel
 
 TASKS = (
-    "I am Ada, a marine biologist based in Lisbon, and I am allergic to peanuts. "
-    "Plan a short team dinner for my lab.",
+    "I am Ada, a marine biologist based in Lisbon, and I am allergic to peanuts. Plan a short team dinner for my lab.",
     "Suggest a dessert for the dinner we planned.",
 )
 SCOPE = Scope(user_id="ada", team_id="quickstart")
@@ -77,7 +76,7 @@ async def run_once(settings: HivegraphSettings, number: int, model: ChatModel | 
 
 async def main(argv: list[str] | None = None, *, model: ChatModel | None = None) -> list[TeamRun]:
     """Run the two tasks, each with freshly opened stores, and check the second recalled the first."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Two agents with memory, run twice against the same store.")
     parser.add_argument("--config", help="path of hivegraph.yaml")
     parser.add_argument("--data-dir", type=Path, help="where the embedded stores live")
     args = parser.parse_args(argv)

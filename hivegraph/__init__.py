@@ -31,7 +31,10 @@ if TYPE_CHECKING:
     from hivegraph.memory.store import MemoryStore
     from hivegraph.memory.types import MemoryRecord, Scope
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [  # noqa: RUF022 - grouped as in _EXPORTS
+    "Agent", "MemoryPolicy", "MemoryManager", "HivegraphSettings", "load_settings", "MemoryStore",
+    "MemoryRecord", "Scope", "open_hivegraph", "open_memory", "__version__",
+]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

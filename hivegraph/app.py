@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
@@ -59,7 +59,7 @@ class Team:
     async def _invoke(self, payload: TeamState | None, run_id: str) -> TeamRun:
         config: RunnableConfig = {"configurable": {"thread_id": run_id}}
         context = self.app.context(self.agents, scope=self.scope, run_id=run_id)
-        state = cast(dict[str, Any], await self.graph.ainvoke(payload, config, context=context))
+        state = cast(dict[str, Any], await self.graph.ainvoke(payload, config, context=context))  # pyright: ignore[reportUnknownMemberType]
         return TeamRun(
             run_id=run_id,
             task=state["task"],
@@ -83,7 +83,7 @@ class Hivegraph:
 
     def team(self, agents: Sequence[Agent], *, scope: Scope) -> Team:
         """A pipeline team of `agents` reading and writing memory in `scope`."""
-        graph = pipeline(agents).compile(checkpointer=self.checkpointer)
+        graph = pipeline(agents).compile(checkpointer=self.checkpointer)  # pyright: ignore[reportUnknownMemberType]
         return Team(graph=graph, app=self, agents={a.name: a for a in agents}, scope=scope)
 
     def context(self, agents: dict[str, Agent], *, scope: Scope, run_id: str) -> TeamContext:
@@ -95,7 +95,7 @@ class Hivegraph:
 
 
 @asynccontextmanager
-async def open_memory(settings: HivegraphSettings) -> AsyncIterator[MemoryStore]:
+async def open_memory(settings: HivegraphSettings) -> AsyncGenerator[MemoryStore, None]:
     """The configured memory store (vector index + journal), caught up with its journal.
 
     Raises:
@@ -120,7 +120,7 @@ async def open_memory(settings: HivegraphSettings) -> AsyncIterator[MemoryStore]
 @asynccontextmanager
 async def open_hivegraph(
     settings: HivegraphSettings | None = None, *, model: ChatModel | None = None
-) -> AsyncIterator[Hivegraph]:
+) -> AsyncGenerator[Hivegraph, None]:
     """Open every configured backend; `model` replaces the configured chat model (tests use this).
 
     Raises:
@@ -136,9 +136,7 @@ async def open_hivegraph(
             chat = CHAT_MODELS.load(settings.model.provider).from_settings(settings)
             stack.push_async_callback(chat.aclose)
         store = await stack.enter_async_context(open_memory(settings))
-        checkpointer = await stack.enter_async_context(
-            CHECKPOINTERS.load(settings.checkpointer.backend)(settings)
-        )
+        checkpointer = await stack.enter_async_context(CHECKPOINTERS.load(settings.checkpointer.backend)(settings))
         policy = settings.memory
         manager = MemoryManager(
             chat, store, neighbours=policy.manager_neighbours, max_candidates=policy.max_candidates,

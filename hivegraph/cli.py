@@ -130,9 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", required=True)
 
     config = groups.add_parser("config", help="inspect the configuration").add_subparsers(dest="cmd", required=True)
-    config.add_parser("show", help="print the effective configuration, secrets masked").set_defaults(
-        func=_config_show
-    )
+    config.add_parser("show", help="print the effective configuration, secrets masked").set_defaults(func=_config_show)
 
     model = groups.add_parser("model", help="the local model server").add_subparsers(dest="cmd", required=True)
     prepare = model.add_parser("prepare", help="create the server's environment and the bundled model")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -208,9 +208,9 @@ class HivegraphSettings(BaseSettings):
     def _apply_profile(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        profile = data.get("profile", "embedded")
-        defaults = PROFILES.get(str(profile), {})
-        return _deep_merge(defaults, data)
+        given = cast(dict[str, Any], data)
+        defaults = PROFILES.get(str(given.get("profile", "embedded")), {})
+        return _deep_merge(defaults, given)
 
     @classmethod
     def settings_customise_sources(
@@ -263,7 +263,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, not {type(data).__name__}")
-    return {str(key): value for key, value in data.items()}  # pyright: ignore[reportUnknownVariableType]
+    mapping = cast(dict[Any, Any], data)
+    return {str(key): value for key, value in mapping.items()}
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

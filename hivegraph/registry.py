@@ -7,7 +7,7 @@ the user who picked that backend.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -26,7 +26,7 @@ class Registry(Generic[T]):
 
     kind: str
     """What the backends are, for messages ("vector store")."""
-    field: str
+    setting: str
     """The setting that names the backend ("vector_store.backend")."""
     group: str
     """Entry-point group through which plugins add backends."""
@@ -46,7 +46,7 @@ class Registry(Generic[T]):
         self._extra.pop(name, None)
 
     @contextmanager
-    def registered(self, name: str, target: str | type[T]) -> Iterator[None]:
+    def registered(self, name: str, target: str | type[T]) -> Generator[None]:
         """Register a backend for the duration of a `with` block (tests use this)."""
         previous = self._extra.get(name)
         self.register(name, target)
@@ -62,8 +62,8 @@ class Registry(Generic[T]):
         """Raise `ConfigError` unless `name` is a known backend."""
         if name not in self._paths():
             raise ConfigError(
-                f"{self.field}: unknown {self.kind} {name!r}; available: {', '.join(self.names())}",
-                field=self.field,
+                f"{self.setting}: unknown {self.kind} {name!r}; available: {', '.join(self.names())}",
+                field=self.setting,
             )
 
     def load(self, name: str) -> type[T]:
@@ -88,7 +88,7 @@ class Registry(Generic[T]):
 
 CHAT_MODELS: Registry[Any] = Registry(
     kind="chat model provider",
-    field="model.provider",
+    setting="model.provider",
     group="hivegraph.models",
     builtins={
         "openai_compat": "hivegraph.models.openai_compat:OpenAICompatModel",
@@ -97,7 +97,7 @@ CHAT_MODELS: Registry[Any] = Registry(
 )
 EMBEDDERS: Registry[Any] = Registry(
     kind="embedder",
-    field="embedder.backend",
+    setting="embedder.backend",
     group="hivegraph.embedders",
     builtins={
         "minilm": "hivegraph.models.minilm:MiniLMEmbedder",
@@ -107,7 +107,7 @@ EMBEDDERS: Registry[Any] = Registry(
 )
 VECTOR_STORES: Registry[Any] = Registry(
     kind="vector store",
-    field="vector_store.backend",
+    setting="vector_store.backend",
     group="hivegraph.vector_stores",
     builtins={
         "chroma": "hivegraph.memory.stores.chroma:ChromaVectorIndex",
@@ -116,13 +116,13 @@ VECTOR_STORES: Registry[Any] = Registry(
 )
 JOURNALS: Registry[Any] = Registry(
     kind="journal",
-    field="journal.backend",
+    setting="journal.backend",
     group="hivegraph.journals",
     builtins={"sqlite": "hivegraph.memory.journal_sqlite:SqliteJournal"},
 )
 CHECKPOINTERS: Registry[Any] = Registry(
     kind="checkpointer",
-    field="checkpointer.backend",
+    setting="checkpointer.backend",
     group="hivegraph.checkpointers",
     builtins={
         "sqlite": "hivegraph.graphs.checkpoint:sqlite_checkpointer",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -12,7 +12,7 @@ from hivegraph.config import HivegraphSettings
 
 
 @asynccontextmanager
-async def sqlite_checkpointer(settings: HivegraphSettings) -> AsyncIterator[BaseCheckpointSaver[str]]:
+async def sqlite_checkpointer(settings: HivegraphSettings) -> AsyncGenerator[BaseCheckpointSaver[str], None]:
     """Checkpoints in a SQLite file (`checkpointer.path`, default `<data_dir>/checkpoints.sqlite`)."""
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -23,7 +23,7 @@ async def sqlite_checkpointer(settings: HivegraphSettings) -> AsyncIterator[Base
 
 
 @asynccontextmanager
-async def memory_checkpointer(settings: HivegraphSettings) -> AsyncIterator[BaseCheckpointSaver[str]]:
+async def memory_checkpointer(settings: HivegraphSettings) -> AsyncGenerator[BaseCheckpointSaver[str], None]:
     """Checkpoints kept in this process only."""
     del settings
     yield InMemorySaver()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
 from langgraph.runtime import Runtime
 
@@ -16,10 +16,18 @@ from hivegraph.memory.types import AddOp, MemoryOp, ScoredRecord, Source
 from hivegraph.models.base import Message, assistant, user
 from hivegraph.models.tokens import pack
 
-Node = Callable[[TeamState, Runtime[TeamContext]], Awaitable[dict[str, Any]]]
+
+class Node(Protocol):
+    """A team-graph node: LangGraph passes the state and, by keyword, the run-time context."""
+
+    __name__: str
+
+    def __call__(self, state: TeamState, *, runtime: Runtime[TeamContext]) -> Awaitable[dict[str, Any]]:
+        """Run the node and return the state update."""
+        ...
 
 
-async def recall(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, Any]:
+async def recall(state: TeamState, *, runtime: Runtime[TeamContext]) -> dict[str, Any]:
     """Find each agent's memories for the task, packed into that agent's token budget."""
     ctx = runtime.context
     recalled: dict[str, list[RecalledState]] = {}
@@ -34,7 +42,7 @@ async def recall(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, A
 def agent_node(agent: Agent) -> Node:
     """A node in which `agent` takes its step, seeing its recalled memories and the team so far."""
 
-    async def step(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, Any]:
+    async def step(state: TeamState, *, runtime: Runtime[TeamContext]) -> dict[str, Any]:
         memories = state.get("recalled", {}).get(agent.name, [])
         context = [ContextBlock(id=m["id"], kind=m["kind"], text=m["text"], score=m["score"]) for m in memories]
         transcript = [Turn(agent=t["agent"], content=t["content"]) for t in state.get("turns", [])]
@@ -47,7 +55,7 @@ def agent_node(agent: Agent) -> Node:
     return step
 
 
-async def consolidate(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, Any]:
+async def consolidate(state: TeamState, *, runtime: Runtime[TeamContext]) -> dict[str, Any]:
     """Write the run as episodic memory, then let the memory manager update the facts."""
     ctx = runtime.context
     source = Source(run_id=ctx.run_id, agent="consolidate")

@@ -24,13 +24,13 @@ def pipeline(agents: Sequence[Agent]) -> StateGraph[TeamState, TeamContext, Team
     """
     _check_names(agents)
     graph = StateGraph(TeamState, context_schema=TeamContext)
-    graph.add_node("recall", recall)
-    graph.add_node("consolidate", consolidate)
+    graph.add_node("recall", recall)  # pyright: ignore[reportUnknownMemberType] - langgraph overloads
+    graph.add_node("consolidate", consolidate)  # pyright: ignore[reportUnknownMemberType]
     previous = START
     graph.add_edge(previous, "recall")
     previous = "recall"
     for agent in agents:
-        graph.add_node(agent.name, agent_node(agent))
+        graph.add_node(agent.name, agent_node(agent))  # pyright: ignore[reportUnknownMemberType]
         graph.add_edge(previous, agent.name)
         previous = agent.name
     graph.add_edge(previous, "consolidate")

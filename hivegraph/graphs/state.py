@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from typing import Annotated, TypedDict
+from typing import Annotated, Required, TypedDict
 
 
 class TurnState(TypedDict):
@@ -35,7 +35,7 @@ class WrittenState(TypedDict):
 class TeamState(TypedDict, total=False):
     """The state of one team run."""
 
-    task: str
+    task: Required[str]
     turns: Annotated[list[TurnState], operator.add]
     recalled: dict[str, list[RecalledState]]
     """Memories recalled per agent name."""

@@ -150,9 +150,7 @@ class MemoryStore:
         entries = await self.journal.entries_for(record_id) if versions else []
         return RecordHistory(versions=versions, entries=entries)
 
-    async def find_duplicate(
-        self, text: str, *, scope: Scope, kind: MemoryKind = "semantic"
-    ) -> MemoryRecord | None:
+    async def find_duplicate(self, text: str, *, scope: Scope, kind: MemoryKind = "semantic") -> MemoryRecord | None:
         """A current record in `scope` whose text equals `text` up to case and spacing."""
         return await self.planner.duplicate(text, scope=scope, kind=kind)
 

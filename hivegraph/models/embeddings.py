@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 import openai
 from pydantic import SecretStr
@@ -31,7 +31,7 @@ class OpenAICompatEmbedder:
     reply, and reading `dim` before any `embed` sends one short probe request.
     """
 
-    name: ClassVar[str] = "openai"
+    name: str = "openai"
 
     def __init__(
         self,

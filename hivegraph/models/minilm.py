@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import import_module, metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -193,7 +193,7 @@ class MiniLMEmbedder:
     shares that session.
     """
 
-    name: ClassVar[str] = "minilm"
+    name: str = "minilm"
 
     def __init__(
         self,

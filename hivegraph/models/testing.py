@@ -10,7 +10,7 @@ from abc import abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from hivegraph.config import HivegraphSettings
 from hivegraph.models.base import (
@@ -32,7 +32,7 @@ class HashEmbedder:
     """
 
     __test__ = False
-    name: ClassVar[str] = "hash"
+    name: str = "hash"
 
     def __init__(self, dim: int = 64) -> None:
         self._dim = dim

@@ -124,7 +124,8 @@ async def test_rebuild_re_derives_the_index(memory_store: MemoryStore) -> None:
 async def test_update_merges_metadata_and_undo_restores_it(memory_store: MemoryStore) -> None:
     add = await memory_store.apply([AddOp(text="brew tea", metadata={"uses": 0, "lang": "en"})], scope=ADA, actor="m")
     rid = add.applied[0].after.id  # type: ignore[union-attr]
-    upd = await memory_store.apply([UpdateOp(record_id=rid, text="brew tea", metadata={"uses": 1})], scope=ADA, actor="m")
+    op = UpdateOp(record_id=rid, text="brew tea", metadata={"uses": 1})
+    upd = await memory_store.apply([op], scope=ADA, actor="m")
     current = await memory_store.get(rid, scope=ADA)
     assert current is not None and current.metadata == {"uses": 1, "lang": "en"} and current.version == 2
     await memory_store.undo(upd.applied[0].op_id, scope=ADA)

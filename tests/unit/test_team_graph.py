@@ -1,5 +1,6 @@
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,8 +16,8 @@ from hivegraph.models.testing import FunctionModel, RequestInfo
 SCOPE = Scope(user_id="ada", team_id="t")
 
 
-def unit_settings(tmp_path: Path, **extra: object) -> HivegraphSettings:
-    base: dict[str, object] = {
+def unit_settings(tmp_path: Path, **extra: Any) -> HivegraphSettings:
+    base: dict[str, Any] = {
         "data_dir": tmp_path,
         "vector_store": {"backend": "inmemory"},
         "embedder": {"backend": "hash"},

@@ -130,7 +130,7 @@ def _holds(value: Scalar | None, cond: Condition) -> bool:
             ok = value != arg
         elif op == "$in":
             ok = value in arg  # type: ignore[operator]
-        elif value is None or isinstance(arg, Sequence) and not isinstance(arg, str):
+        elif value is None or (isinstance(arg, Sequence) and not isinstance(arg, str)):
             ok = False
         elif op == "$gte":
             ok = value >= arg  # type: ignore[operator]
