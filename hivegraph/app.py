@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from uuid import UUID
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -13,14 +14,16 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
 from hivegraph.agents.base import Agent
+from hivegraph.agents.distiller import LearnResult, ProcedureDistiller
 from hivegraph.agents.manager import MemoryManager
 from hivegraph.config import HivegraphSettings, load_settings
 from hivegraph.graphs.context import TeamContext
 from hivegraph.graphs.patterns import pipeline
 from hivegraph.graphs.state import RecalledState, TeamState, TurnState, WrittenState
+from hivegraph.memory.procedural import ProceduralMemory
 from hivegraph.memory.store import MemoryStore
 from hivegraph.memory.stores.base import VectorIndex
-from hivegraph.memory.types import Scope
+from hivegraph.memory.types import Scope, Source
 from hivegraph.models.base import ChatModel
 from hivegraph.models.tokens import TokenCounter
 from hivegraph.registry import CHAT_MODELS, CHECKPOINTERS, JOURNALS, VECTOR_STORES, check_backends
@@ -52,6 +55,15 @@ class Team:
         run_id = run_id or uuid.uuid4().hex
         return await self._invoke({"task": task, "turns": []}, run_id)
 
+    async def learn(self, run: TeamRun, *, success: bool) -> LearnResult:
+        """Tell the team how a run went: procedures it used are scored, a successful run is distilled (Memp)."""
+        trajectory = [("user", run.task)] + [(turn["agent"], turn["content"]) for turn in run.turns]
+        used = [UUID(m["id"]) for ms in run.recalled.values() for m in ms if m["kind"] == "procedural"]
+        return await self.app.distiller.learn(
+            self.app.procedures, run.task, trajectory, success=success, scope=self.scope,
+            used=list(dict.fromkeys(used)), source=Source(run_id=run.run_id, agent="learn"),
+        )  # fmt: skip
+
     async def resume(self, run_id: str) -> TeamRun:
         """Continue a checkpointed run from where it stopped."""
         return await self._invoke(None, run_id)
@@ -80,6 +92,8 @@ class Hivegraph:
     manager: MemoryManager
     counter: TokenCounter
     checkpointer: BaseCheckpointSaver[str]
+    procedures: ProceduralMemory
+    distiller: ProcedureDistiller
 
     def team(self, agents: Sequence[Agent], *, scope: Scope) -> Team:
         """A pipeline team of `agents` reading and writing memory in `scope`."""
@@ -145,4 +159,8 @@ async def open_hivegraph(
         yield Hivegraph(
             settings=settings, model=chat, store=store, manager=manager,
             counter=TokenCounter(settings.model.model), checkpointer=checkpointer,
+            procedures=ProceduralMemory(
+                store, min_uses=policy.procedural_min_uses, deprecate_below=policy.procedural_deprecate_below
+            ),
+            distiller=ProcedureDistiller(chat, max_trajectory_chars=policy.max_trajectory_chars),
         )  # fmt: skip

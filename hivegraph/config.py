@@ -170,6 +170,12 @@ class MemoryPolicySettings(_Section):
     max_candidates: int = Field(default=8, ge=1, le=64)
     max_text_chars: int = Field(default=2000, ge=16)
     """Longest memory text accepted; longer input is refused, not truncated."""
+    procedural_min_uses: int = Field(default=3, ge=1)
+    """Uses a procedure must have before it can be deprecated."""
+    procedural_deprecate_below: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Success rate under which a procedure with enough uses is deprecated (closed)."""
+    max_trajectory_chars: int = Field(default=6000, ge=500)
+    """Longest trajectory shown to the procedure distiller (the middle is elided)."""
 
 
 PROFILES: dict[str, dict[str, Any]] = {

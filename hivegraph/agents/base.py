@@ -13,7 +13,7 @@ from hivegraph.models.base import ChatModel, Message, RequestSettings, system, u
 class MemoryPolicy:
     """What an agent may read from memory, and how much of it."""
 
-    read_kinds: tuple[MemoryKind, ...] = ("semantic", "episodic")
+    read_kinds: tuple[MemoryKind, ...] = ("semantic", "episodic", "procedural")
     k: int = 5
     token_budget: int = 600
 

@@ -11,6 +11,7 @@ from hivegraph.agents.base import Agent, ContextBlock, Turn
 from hivegraph.graphs.context import TeamContext
 from hivegraph.graphs.state import RecalledState, TeamState, TurnState, WrittenState
 from hivegraph.memory.journal import JournalEntry
+from hivegraph.memory.procedural import Procedure, render
 from hivegraph.memory.store import ApplyResult
 from hivegraph.memory.types import AddOp, MemoryOp, ScoredRecord, Source
 from hivegraph.models.base import Message, assistant, user
@@ -34,7 +35,7 @@ async def recall(state: TeamState, *, runtime: Runtime[TeamContext]) -> dict[str
     for name, agent in ctx.agents.items():
         policy = agent.memory
         hits = await ctx.store.search(state["task"], scope=ctx.scope, k=policy.k, kinds=policy.read_kinds)
-        kept = pack(hits, policy.token_budget, count=lambda h: ctx.counter.count(h.record.text)).items
+        kept = pack(hits, policy.token_budget, count=lambda h: ctx.counter.count(context_text(h))).items
         recalled[name] = [_recalled(hit) for hit in kept]
     return {"recalled": recalled}
 
@@ -83,8 +84,15 @@ def _transcript(task: str, turns: list[TurnState]) -> list[Message]:
 def _recalled(hit: ScoredRecord) -> RecalledState:
     record = hit.record
     return RecalledState(
-        id=str(record.id), kind=record.kind, text=record.text, score=hit.score, run_id=record.source.run_id
+        id=str(record.id), kind=record.kind, text=context_text(hit), score=hit.score, run_id=record.source.run_id
     )
+
+
+def context_text(hit: ScoredRecord) -> str:
+    """How a recalled record reads in an agent's context (a procedure shows its steps, not only its task)."""
+    if hit.record.kind == "procedural":
+        return render(Procedure.from_record(hit.record))
+    return hit.record.text
 
 
 def _written(applied: JournalEntry) -> WrittenState:

@@ -26,17 +26,20 @@ def unit_settings(tmp_path: Path, **extra: Any) -> HivegraphSettings:
     return load_settings(**(base | extra))
 
 
-def team_model() -> FunctionModel:
-    def reply(messages: list[Message], info: RequestInfo) -> str:
-        schema = info.output_schema.name if info.output_schema else None
-        if schema == "ExtractedFacts":
-            task = messages[-1].content
-            return json.dumps({"facts": ["Ada is allergic to peanuts"] if "peanuts" in task else []})
-        if schema == "Decision":
-            return json.dumps({"ops": [{"event": "NOOP", "id": 0, "text": ""}]})
-        return f"reply of {messages[0].content.split('.')[0]}"
+def team_reply(messages: list[Message], info: RequestInfo) -> str:
+    schema = info.output_schema.name if info.output_schema else None
+    if schema == "ExtractedFacts":
+        task = messages[-1].content
+        return json.dumps({"facts": ["Ada is allergic to peanuts"] if "peanuts" in task else []})
+    if schema == "Decision":
+        return json.dumps({"ops": [{"event": "NOOP", "id": 0, "text": ""}]})
+    if schema == "DistilledProcedure":
+        return json.dumps({"steps": ["List the guests", "Pick a peanut-free menu"], "script": "plan(menu)"})
+    return f"reply of {messages[0].content.split('.')[0]}"
 
-    return FunctionModel(reply)
+
+def team_model() -> FunctionModel:
+    return FunctionModel(team_reply)
 
 
 def agents() -> list[Agent]:
@@ -105,3 +108,20 @@ async def test_a_run_is_checkpointed_and_can_be_resumed(tmp_path: Path) -> None:
 def test_bad_team_definitions_are_refused(names: list[str], message: str) -> None:
     with pytest.raises(GraphError, match=message):
         pipeline([Agent(name=n, instructions="x") for n in names])
+
+
+async def test_a_successful_run_becomes_a_procedure_the_next_run_recalls(tmp_path: Path) -> None:
+    model = team_model()
+    async with open_hivegraph(unit_settings(tmp_path), model=model) as hg:
+        team = hg.team(agents(), scope=SCOPE)
+        first = await team.run("Plan a dinner for the lab")
+        learned = await team.learn(first, success=True)
+        assert learned.procedure is not None and learned.procedure.steps[1] == "Pick a peanut-free menu"
+        second = await team.run("Plan a dinner for the lab")
+        procedures = [m for m in second.recalled["planner"] if m["kind"] == "procedural"]
+        assert len(procedures) == 1 and "2. Pick a peanut-free menu" in procedures[0]["text"]
+        planner_prompt = [r for r in model.requests if r.messages[0].content == "You plan."][1].messages[-1].content
+        assert "Pick a peanut-free menu" in planner_prompt
+        failed = await team.learn(second, success=False)
+        assert [o.procedure.failures for o in failed.outcomes] == [1]
+        assert failed.model_calls == 0
