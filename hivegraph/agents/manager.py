@@ -120,7 +120,13 @@ class MemoryManager:
         return list(unique)[: self.max_candidates]
 
     async def decide(self, facts: Sequence[str], *, scope: Scope) -> tuple[list[MemoryOp], int]:
-        """The ops for `facts` and the number of model calls it took (0 or 1)."""
+        """The ops for `facts` and the number of model calls it took.
+
+        Exact duplicates become NOOPs and facts with no stored neighbour become
+        ADDs, both without a model call. The other facts are split into groups
+        that share no neighbour; each group is decided by its own call, and the
+        calls run concurrently (the server batches them).
+        """
         ops: list[MemoryOp] = []
         fresh: list[str] = []
         for fact in facts:
@@ -129,26 +135,48 @@ class MemoryManager:
                 ops.append(NoopOp(record_id=duplicate.id))
             else:
                 fresh.append(fact)
-        if not fresh:
-            return ops, 0
-        existing = await self._neighbours(fresh, scope=scope)
-        if not existing:
-            return ops + [AddOp(text=fact) for fact in fresh], 0
+        neighbours = await asyncio.gather(
+            *(self.store.search(f, scope=scope, k=self.neighbours, kinds=("semantic",)) for f in fresh)
+        )
+        groups = independent_groups(fresh, [[hit.record for hit in hits] for hits in neighbours])
+        ops += [AddOp(text=fact) for group_facts, records in groups if not records for fact in group_facts]
+        contested = [(group_facts, records) for group_facts, records in groups if records]
+        decided = await asyncio.gather(*(self._decide_group(f, r) for f, r in contested))
+        return ops + [op for group_ops in decided for op in group_ops], len(contested)
+
+    async def _decide_group(self, facts: Sequence[str], existing: Sequence[MemoryRecord]) -> list[MemoryOp]:
         aliases = {alias: record.id for alias, record in enumerate(existing)}
         shown = [(alias, record.text) for alias, record in enumerate(existing)]
-        prompt = [system(DECIDE_OPS), user(render_decision_request(shown, fresh))]
+        prompt = [system(DECIDE_OPS), user(render_decision_request(shown, list(facts)))]
         reply = await self.model.structured(
             prompt, Decision, max_retries=self.max_retries, validate=lambda d: _check_aliases(d, aliases)
         )
-        return ops + [_to_op(choice, aliases) for choice in reply.output.ops], 1
+        return [_to_op(choice, aliases) for choice in reply.output.ops]
 
-    async def _neighbours(self, facts: Sequence[str], *, scope: Scope) -> list[MemoryRecord]:
-        searches = [self.store.search(f, scope=scope, k=self.neighbours, kinds=("semantic",)) for f in facts]
-        found: dict[UUID, MemoryRecord] = {}
-        for hits in await asyncio.gather(*searches):
-            for hit in hits:
-                found.setdefault(hit.record.id, hit.record)
-        return list(found.values())
+
+def independent_groups(
+    facts: Sequence[str], neighbours: Sequence[Sequence[MemoryRecord]]
+) -> list[tuple[list[str], list[MemoryRecord]]]:
+    """Split facts into groups that share no neighbour, each with the union of its neighbours.
+
+    Facts that could touch the same stored memory are decided together, so two
+    concurrent decisions never change one record.
+    """
+    group_of: dict[UUID, int] = {}
+    groups: list[tuple[list[str], dict[UUID, MemoryRecord]]] = []
+    for fact, records in zip(facts, neighbours, strict=True):
+        joined = sorted({group_of[r.id] for r in records if r.id in group_of})
+        target = joined[0] if joined else len(groups)
+        if not joined:
+            groups.append(([], {}))
+        for other in joined[1:]:  # merge groups this fact connects
+            groups[target][0].extend(groups[other][0])
+            groups[target][1].update(groups[other][1])
+            groups[other] = ([], {})
+        groups[target][0].append(fact)
+        groups[target][1].update({r.id: r for r in records})
+        group_of.update({record_id: target for record_id in groups[target][1]})
+    return [(fs, list(rs.values())) for fs, rs in groups if fs]
 
 
 def _check_aliases(decision: Decision, aliases: dict[int, UUID]) -> Decision:

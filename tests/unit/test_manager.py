@@ -1,13 +1,14 @@
+import asyncio
 import json
 
 import pytest
 
-from hivegraph.agents.manager import MemoryManager
+from hivegraph.agents.manager import MemoryManager, independent_groups
 from hivegraph.errors import UnexpectedModelOutput
 from hivegraph.memory.store import MemoryStore
-from hivegraph.memory.types import AddOp, NoopOp, Scope, UpdateOp
-from hivegraph.models.base import user
-from hivegraph.models.testing import ScriptedModel
+from hivegraph.memory.types import AddOp, MemoryRecord, NoopOp, Scope, UpdateOp
+from hivegraph.models.base import Message, user
+from hivegraph.models.testing import FunctionModel, RequestInfo, ScriptedModel
 
 ADA = Scope(user_id="ada")
 BOB = Scope(user_id="bob")
@@ -119,3 +120,45 @@ async def test_refused_ops_are_reported(memory_store: MemoryStore) -> None:
     manager = MemoryManager(ScriptedModel([]), memory_store)
     result = await manager.store.apply([UpdateOp(record_id=bobs.id, text="x")], scope=ADA, actor=manager.name)
     assert result.applied == [] and "not inside user_id=ada" in result.refused[0].reason
+
+
+async def test_independent_candidates_are_decided_concurrently_in_one_journal_batch(
+    memory_store: MemoryStore,
+) -> None:
+    lisbon = await memory_store.add("Ada lives in Lisbon", scope=ADA)
+    violin = await memory_store.add("Ada plays the violin", scope=ADA)
+    in_flight, peak = 0, 0
+
+    async def reply(messages: list[Message], info: RequestInfo) -> str:
+        nonlocal in_flight, peak
+        assert info.output_schema is not None
+        if info.output_schema.name == "ExtractedFacts":
+            return facts("Ada lives in Porto", "Ada plays the cello")
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.05)
+        in_flight -= 1
+        new = "Ada lives in Porto" if "Lisbon" in messages[-1].content else "Ada plays the cello"
+        return decision(("UPDATE", 0, new))
+
+    model = FunctionModel(reply)
+    result = await MemoryManager(model, memory_store, neighbours=1).consolidate(CHAT, scope=ADA)
+    assert result.model_calls == 3 and peak == 2
+    shown = sorted(r.messages[-1].content for r in model.requests[1:])
+    assert "Lisbon" in shown[0] and "violin" not in shown[0]
+    assert "violin" in shown[1] and "Lisbon" not in shown[1]
+    assert sorted(map(str, result.ops)) == sorted(
+        map(str, [UpdateOp(record_id=lisbon.id, text="Ada lives in Porto"),
+                  UpdateOp(record_id=violin.id, text="Ada plays the cello")])
+    )  # fmt: skip
+    assert len({entry.batch_id for entry in result.applied}) == 1  # one journal transaction
+
+
+def test_candidates_sharing_a_neighbour_are_grouped() -> None:
+    a, b, c = (MemoryRecord(text=t) for t in ("a", "b", "c"))
+    groups = independent_groups(["f1", "f2", "f3", "f4"], [[a], [b], [a, b], [c]])
+    assert [(fs, sorted(r.text for r in rs)) for fs, rs in groups] == [
+        (["f1", "f2", "f3"], ["a", "b"]),
+        (["f4"], ["c"]),
+    ]
+    assert independent_groups(["x"], [[]]) == [(["x"], [])]
