@@ -41,6 +41,10 @@ from hivegraph.memory.types import (
 )
 
 
+VALID_TO_EPSILON = 1e-6
+"""Seconds added to `as_of` so a version closed exactly then no longer counts (`valid_to` is exclusive)."""
+
+
 class RefusedOp(BaseModel):
     """An op that was not applied, and why."""
 
@@ -127,9 +131,16 @@ class MemoryStore:
         scope: Scope,
         k: int = 5,
         kinds: Sequence[MemoryKind] | None = None,
+        as_of: datetime | None = None,
     ) -> list[ScoredRecord]:
-        """The `k` current records in `scope` nearest to `query`, closest first."""
-        where = scope_filter(scope, kinds=tuple(kinds) if kinds else None)
+        """The `k` records in `scope` nearest to `query`, closest first: current ones, or those valid at `as_of`."""
+        kinds_tuple = tuple(kinds) if kinds else None
+        if as_of is None:
+            where = scope_filter(scope, kinds=kinds_tuple)
+        else:
+            at = as_of.timestamp()
+            valid = {"valid_from": {"$lte": at}, "valid_to": {"$gte": at + VALID_TO_EPSILON}}
+            where = scope_filter(scope, current=None, kinds=kinds_tuple, extra=valid)
         hits = await self.index.query(query, k=k, where=where)
         return [ScoredRecord(record=from_item(IndexItem(h.id, h.text, h.metadata)), score=h.score) for h in hits]
 

@@ -131,3 +131,18 @@ async def test_update_merges_metadata_and_undo_restores_it(memory_store: MemoryS
     await memory_store.undo(upd.applied[0].op_id, scope=ADA)
     restored = await memory_store.get(rid, scope=ADA)
     assert restored is not None and restored.metadata == {"uses": 0, "lang": "en"}
+
+
+async def test_search_at_a_point_in_time(memory_store: MemoryStore) -> None:
+    add = await memory_store.apply([AddOp(text="Ada lives in Lisbon")], scope=ADA, actor="m", now=T0)
+    rid = add.applied[0].after.id  # type: ignore[union-attr]
+    later = T0 + timedelta(days=10)
+    await memory_store.apply([UpdateOp(record_id=rid, text="Ada lives in Porto")], scope=ADA, actor="m", now=later)
+
+    async def at(when: datetime) -> list[str]:
+        return [h.record.text for h in await memory_store.search("Ada lives", scope=ADA, as_of=when)]
+
+    assert await at(T0 + timedelta(days=1)) == ["Ada lives in Lisbon"]
+    assert await at(later) == ["Ada lives in Porto"]
+    assert await at(T0 - timedelta(seconds=1)) == []
+    assert await memory_store.search("Ada lives", scope=Scope(user_id="bob"), as_of=later) == []
