@@ -40,7 +40,6 @@ from hivegraph.memory.types import (
     utcnow,
 )
 
-
 VALID_TO_EPSILON = 1e-6
 """Seconds added to `as_of` so a version closed exactly then no longer counts (`valid_to` is exclusive)."""
 
