@@ -47,19 +47,25 @@ def team_members() -> list[Agent]:
     ]
 
 
+def short(text: str, limit: int = 150) -> str:
+    """One line of at most `limit` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def report(number: int, run: TeamRun, out: list[str]) -> None:
     """Print what one run did."""
     out.append(f"=== run {number} ({run.run_id[:8]}): {run.task}")
     for agent, memories in run.recalled.items():
         for m in memories:
             origin = f"run {m['run_id'][:8]}" if m["run_id"] else "unknown run"
-            out.append(f"  recall -> {agent}: [{m['kind']} {m['id'][:8]} from {origin}] {m['text']}")
+            out.append(f"  recall -> {agent}: [{m['kind']} {m['id'][:8]} from {origin}] {short(m['text'])}")
         if not memories:
             out.append(f"  recall -> {agent}: (nothing yet)")
     for turn in run.turns:
-        out.append(f"  {turn['agent']}: {turn['content']}")
+        out.append(f"  {turn['agent']}: {short(turn['content'])}")
     for w in run.written:
-        out.append(f"  memory {w['event']:<6} [{w['kind']} {(w['record_id'] or '')[:8]}] {w['text']}")
+        out.append(f"  memory {w['event']:<6} [{w['kind']} {(w['record_id'] or '')[:8]}] {short(w['text'])}")
     out.extend(f"  refused: {r}" for r in run.refused)
     print("\n".join(out), flush=True)
     out.clear()
