@@ -93,9 +93,17 @@ class MemoryManager:
         self.name = name
 
     async def consolidate(
-        self, messages: Sequence[Message], *, scope: Scope, source: Source | None = None
+        self,
+        messages: Sequence[Message],
+        *,
+        scope: Scope,
+        source: Source | None = None,
+        idempotency_key: str | None = None,
     ) -> ManagerResult:
         """Extract facts from `messages`, decide ops, apply them, and report everything.
+
+        With an `idempotency_key` (a run and step), ops already journaled under it
+        by an earlier attempt of the same step are not applied again.
 
         Raises:
             UnexpectedModelOutput: a reply never validated; nothing was changed.
@@ -107,7 +115,9 @@ class MemoryManager:
         if result.facts:
             result.ops, calls = await self.decide(result.facts, scope=scope)
             result.model_calls += calls
-        applied = await self.store.apply(result.ops, scope=scope, actor=self.name, source=source)
+        applied = await self.store.apply(
+            result.ops, scope=scope, actor=self.name, source=source, idempotency_key=idempotency_key
+        )
         result.applied, result.refused = applied.applied, applied.refused
         return result
 

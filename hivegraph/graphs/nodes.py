@@ -57,20 +57,28 @@ def agent_node(agent: Agent) -> Node:
 
 
 async def consolidate(state: TeamState, *, runtime: Runtime[TeamContext]) -> dict[str, Any]:
-    """Write the run as episodic memory, then let the memory manager update the facts."""
+    """Write the run as episodic memory, then let the memory manager update the facts.
+
+    Both writes are keyed by the run id, so a resumed run that replays this step
+    writes nothing twice.
+    """
     ctx = runtime.context
     source = Source(run_id=ctx.run_id, agent="consolidate")
     turns = state.get("turns", [])
-    episodes: list[MemoryOp] = [AddOp(text=f"user: {state['task']}", kind="episodic", metadata={"turn": 0})]
-    episodes += [
-        AddOp(text=f"{t['agent']}: {t['content']}", kind="episodic", metadata={"turn": n, "agent": t["agent"]})
-        for n, t in enumerate(turns, start=1)
-        if t["content"]
+    speakers = [("user", state["task"])] + [(t["agent"], t["content"]) for t in turns if t["content"]]
+    episodes: list[MemoryOp] = [
+        AddOp(text=f"{speaker}: {text}", kind="episodic", metadata={"turn": n, "speaker": speaker}, dedupe=False)
+        for n, (speaker, text) in enumerate(speakers)
     ]
-    results = [await ctx.store.apply(episodes, scope=ctx.scope, actor="consolidate", source=source)]
+    results = [
+        await ctx.store.apply(
+            episodes, scope=ctx.scope, actor="consolidate", source=source, idempotency_key=f"{ctx.run_id}:episodes"
+        )
+    ]
     if ctx.manager is not None:
-        messages = _transcript(state["task"], turns)
-        managed = await ctx.manager.consolidate(messages, scope=ctx.scope, source=source)
+        managed = await ctx.manager.consolidate(
+            _transcript(state["task"], turns), scope=ctx.scope, source=source, idempotency_key=f"{ctx.run_id}:facts"
+        )
         results.append(ApplyResult(applied=managed.applied, refused=managed.refused))
     written = [_written(a) for r in results for a in r.applied]
     refused = [f"{r.op.event}: {r.reason}" for res in results for r in res.refused]

@@ -30,17 +30,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from uuid import uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from hivegraph.errors import ConfigError
+from hivegraph.errors import ConfigError, MemoryStoreError
 from hivegraph.memory.codec import META_PREFIX, from_item, scope_filter
-from hivegraph.memory.journal import JournalEntry
 from hivegraph.memory.retrieval import Boost, HybridRetriever, Retrieval, timestamp
 from hivegraph.memory.store import MemoryStore
 from hivegraph.memory.stores.base import Filter
-from hivegraph.memory.types import AddOp, MemoryRecord, Scalar, Scope, Source, utcnow
+from hivegraph.memory.types import AddOp, MemoryOp, MemoryRecord, Scalar, Scope, Source
 
 KIND = "episodic"
 SPEAKER_KEY = META_PREFIX + "speaker"
@@ -125,22 +123,18 @@ class EpisodicMemory:
         """
         if not turns:
             return []
-        now = now or utcnow()
         start = await self._next_turn(session_id, scope) if any(t.turn is None for t in turns) else 0
-        batch_id = uuid4()
-        entries: list[JournalEntry] = []
+        ops: list[MemoryOp] = []
         for offset, turn in enumerate(turns):
             text = f"{turn.speaker}: {turn.text}"
-            self.store.planner.check_text(text)
+            self.store.planner.check_text(text)  # all turns are checked before anything is written
             index = turn.turn if turn.turn is not None else start + offset
-            op = AddOp(text=text, kind=KIND, metadata=turn.metadata | _event_metadata(turn, session_id, index))
-            record = MemoryRecord(
-                kind=KIND, text=text, metadata=op.metadata, scope=scope, source=source or Source(),
-                created_at=now, updated_at=now, valid_from=now,
-            )  # fmt: skip
-            entries.append(JournalEntry(batch_id=batch_id, at=now, actor=actor, scope=scope, op=op, after=record))
-        stored = await self.store.commit(entries)
-        return [entry.after for entry in stored if entry.after is not None]
+            metadata = turn.metadata | _event_metadata(turn, session_id, index)
+            ops.append(AddOp(text=text, kind=KIND, metadata=metadata, dedupe=False))  # a turn said twice happened twice
+        result = await self.store.apply(ops, scope=scope, actor=actor, source=source, now=now)
+        if result.refused:
+            raise MemoryStoreError(result.refused[0].reason)
+        return [entry.after for entry in result.applied if entry.after is not None]
 
     async def search(
         self,

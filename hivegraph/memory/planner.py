@@ -43,7 +43,7 @@ class OpPlanner:
         match op:
             case AddOp():
                 self.check_text(op.text)
-                dup = await self.duplicate(op.text, scope=scope, kind=op.kind)
+                dup = await self.duplicate(op.text, scope=scope, kind=op.kind) if op.dedupe else None
                 if dup is not None:
                     return entry.model_copy(update={"op": NoopOp(record_id=dup.id)})
                 record = MemoryRecord(
@@ -156,7 +156,7 @@ def batch_key(op: MemoryOp) -> str | None:
     """What an op changes, so one batch never changes the same thing twice."""
     match op:
         case AddOp():
-            return f"text {text_hash(op.text)[:12]}"
+            return f"text {text_hash(op.text)[:12]}" if op.dedupe else None
         case UpdateOp() | DeleteOp():
             return f"record {op.record_id}"
         case NoopOp():

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from uuid import UUID, uuid4
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from pydantic import BaseModel
 
@@ -42,6 +42,11 @@ from hivegraph.memory.types import (
 
 VALID_TO_EPSILON = 1e-6
 """Seconds added to `as_of` so a version closed exactly then no longer counts (`valid_to` is exclusive)."""
+
+
+def derived_op_id(key: str, n: int) -> UUID:
+    """The op id of the n-th op of an idempotent batch."""
+    return uuid5(NAMESPACE_URL, f"hivegraph:op:{key}:{n}")
 
 
 class RefusedOp(BaseModel):
@@ -198,14 +203,24 @@ class MemoryStore:
         actor: str,
         source: Source | None = None,
         now: datetime | None = None,
+        idempotency_key: str | None = None,
     ) -> ApplyResult:
-        """Check every op, journal the accepted ones in one transaction, then update the indexes."""
+        """Check every op, journal the accepted ones in one transaction, then update the indexes.
+
+        With an `idempotency_key`, the n-th op gets an op id derived from the key,
+        and an op already journaled under that id is returned, not applied again:
+        a step that is replayed (a resumed run) writes nothing twice.
+        """
         now = now or utcnow()
         batch_id = uuid4()
         result = ApplyResult()
         planned: list[JournalEntry] = []
         seen: set[str] = set()
-        for op in ops:
+        for n, op in enumerate(ops):
+            op_id = derived_op_id(idempotency_key, n) if idempotency_key is not None else uuid4()
+            if idempotency_key is not None and (done := await self.journal.entry(op_id)) is not None:
+                result.applied.append(done)
+                continue
             key = batch_key(op)
             if key is not None and key in seen:
                 result.refused.append(RefusedOp(op=op, reason=f"{key} is already changed by this batch"))
@@ -215,9 +230,9 @@ class MemoryStore:
             except MemoryStoreError as exc:
                 result.refused.append(RefusedOp(op=op, reason=str(exc)))
                 continue
-            planned.append(entry.model_copy(update={"batch_id": batch_id, "actor": actor}))
+            planned.append(entry.model_copy(update={"op_id": op_id, "batch_id": batch_id, "actor": actor}))
             seen.update(k for k in (key,) if k is not None)
-        result.applied = await self.commit(planned)
+        result.applied += await self.commit(planned)
         return result
 
     async def commit(self, entries: Sequence[JournalEntry]) -> list[JournalEntry]:

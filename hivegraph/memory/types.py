@@ -104,6 +104,8 @@ class AddOp(BaseModel):
     text: str
     kind: MemoryKind = "semantic"
     metadata: dict[str, Scalar] = Field(default_factory=dict[str, Scalar])
+    dedupe: bool = True
+    """Turn an exact duplicate of a current record into a NOOP (facts); False for events that recur."""
 
 
 class UpdateOp(BaseModel):

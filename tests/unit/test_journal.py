@@ -146,3 +146,14 @@ async def test_search_at_a_point_in_time(memory_store: MemoryStore) -> None:
     assert await at(later) == ["Ada lives in Porto"]
     assert await at(T0 - timedelta(seconds=1)) == []
     assert await memory_store.search("Ada lives", scope=Scope(user_id="bob"), as_of=later) == []
+
+
+async def test_an_idempotent_batch_replayed_writes_nothing_twice(memory_store: MemoryStore) -> None:
+    ops = [AddOp(text="user: hello", kind="episodic", dedupe=False), AddOp(text="Ada likes tea")]
+    first = await memory_store.apply(ops, scope=ADA, actor="m", idempotency_key="run-1:episodes")
+    again = await memory_store.apply(ops, scope=ADA, actor="m", idempotency_key="run-1:episodes")
+    assert [e.op_id for e in again.applied] == [e.op_id for e in first.applied]
+    assert len(await memory_store.journal.read()) == 2
+    other = await memory_store.apply(ops[:1], scope=ADA, actor="m", idempotency_key="run-2:episodes")
+    assert other.applied[0].after is not None  # another run's event is a new event, even with the same text
+    assert len(await memory_store.list(scope=ADA, kinds=["episodic"])) == 2

@@ -3,12 +3,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langgraph.runtime import Runtime
 
 from hivegraph.agents import Agent, MemoryPolicy
 from hivegraph.app import open_hivegraph
 from hivegraph.config import HivegraphSettings, load_settings
 from hivegraph.errors import GraphError
+from hivegraph.graphs.nodes import consolidate
 from hivegraph.graphs.patterns import pipeline
+from hivegraph.graphs.state import TeamState
 from hivegraph.memory.types import Scope
 from hivegraph.models.base import Message
 from hivegraph.models.testing import FunctionModel, RequestInfo
@@ -125,3 +128,15 @@ async def test_a_successful_run_becomes_a_procedure_the_next_run_recalls(tmp_pat
         failed = await team.learn(second, success=False)
         assert [o.procedure.failures for o in failed.outcomes] == [1]
         assert failed.model_calls == 0
+
+
+async def test_consolidate_replayed_after_a_crash_writes_nothing_twice(tmp_path: Path) -> None:
+    async with open_hivegraph(unit_settings(tmp_path), model=team_model()) as hg:
+        team = hg.team(agents(), scope=SCOPE)
+        run = await team.run("I am allergic to peanuts. Plan a dinner.", run_id="r1")
+        entries = await hg.store.journal.read()
+        context = hg.context(team.agents, scope=SCOPE, run_id="r1")
+        state: TeamState = {"task": run.task, "turns": run.turns}
+        replay = await consolidate(state, runtime=Runtime(context=context))
+        assert await hg.store.journal.read() == entries
+        assert sorted(w["text"] for w in replay["written"]) == sorted(w["text"] for w in run.written)
