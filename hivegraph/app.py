@@ -17,10 +17,14 @@ from hivegraph.agents.base import Agent
 from hivegraph.agents.distiller import LearnResult, ProcedureDistiller
 from hivegraph.agents.manager import MemoryManager
 from hivegraph.config import HivegraphSettings, load_settings
+from hivegraph.errors import ConfigError
 from hivegraph.graphs.context import TeamContext
 from hivegraph.graphs.patterns import pipeline
 from hivegraph.graphs.state import RecalledState, TeamState, TurnState, WrittenState
+from hivegraph.memory.episodic import EpisodicMemory
+from hivegraph.memory.keyword import KeywordIndex
 from hivegraph.memory.procedural import ProceduralMemory
+from hivegraph.memory.retrieval import HybridRetriever
 from hivegraph.memory.store import MemoryStore
 from hivegraph.memory.stores.base import VectorIndex
 from hivegraph.memory.types import Scope, Source
@@ -89,6 +93,8 @@ class Hivegraph:
     settings: HivegraphSettings
     model: ChatModel
     store: MemoryStore
+    retriever: HybridRetriever
+    episodic: EpisodicMemory
     manager: MemoryManager
     counter: TokenCounter
     checkpointer: BaseCheckpointSaver[str]
@@ -103,9 +109,23 @@ class Hivegraph:
     def context(self, agents: dict[str, Agent], *, scope: Scope, run_id: str) -> TeamContext:
         """The run-time context of one run."""
         return TeamContext(
-            model=self.model, store=self.store, manager=self.manager, counter=self.counter,
+            model=self.model, store=self.store, retriever=self.retriever, episodic=self.episodic,
+            manager=self.manager, counter=self.counter,
             scope=scope, run_id=run_id, agents=agents,
         )  # fmt: skip
+
+
+def keyword_index(store: MemoryStore) -> KeywordIndex:
+    """The keyword projection `open_memory` attached to `store`.
+
+    Raises:
+        ConfigError: the store was built without one.
+
+    """
+    for projection in store.projections:
+        if isinstance(projection, KeywordIndex):
+            return projection
+    raise ConfigError("this memory store has no keyword index; open it with open_memory()")
 
 
 @asynccontextmanager
@@ -124,7 +144,9 @@ async def open_memory(settings: HivegraphSettings) -> AsyncGenerator[MemoryStore
     except BaseException:
         await index.aclose()
         raise
-    store = MemoryStore(index, journal=journal, max_text_chars=settings.memory.max_text_chars)
+    store = MemoryStore(
+        index, journal=journal, projections=[KeywordIndex()], max_text_chars=settings.memory.max_text_chars
+    )
     try:
         yield await store.open()
     finally:
@@ -156,9 +178,11 @@ async def open_hivegraph(
             chat, store, neighbours=policy.manager_neighbours, max_candidates=policy.max_candidates,
             max_retries=settings.model.max_retries,
         )  # fmt: skip
+        counter = TokenCounter(settings.model.model)
+        retriever = HybridRetriever(store, keyword_index(store), counter=counter)
         yield Hivegraph(
-            settings=settings, model=chat, store=store, manager=manager,
-            counter=TokenCounter(settings.model.model), checkpointer=checkpointer,
+            settings=settings, model=chat, store=store, manager=manager, counter=counter, checkpointer=checkpointer,
+            retriever=retriever, episodic=EpisodicMemory(store, retriever),
             procedures=ProceduralMemory(
                 store, min_uses=policy.procedural_min_uses, deprecate_below=policy.procedural_deprecate_below
             ),

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from hivegraph.agents.base import Agent
 from hivegraph.agents.manager import MemoryManager
+from hivegraph.memory.episodic import EpisodicMemory
+from hivegraph.memory.retrieval import HybridRetriever
 from hivegraph.memory.store import MemoryStore
 from hivegraph.memory.types import Scope
 from hivegraph.models.base import ChatModel
@@ -18,6 +20,9 @@ class TeamContext:
 
     model: ChatModel
     store: MemoryStore
+    retriever: HybridRetriever
+    """Hybrid (vector + keyword) retrieval over `store`, used by `recall`."""
+    episodic: EpisodicMemory
     manager: MemoryManager | None
     counter: TokenCounter
     scope: Scope

@@ -10,10 +10,10 @@ from langgraph.runtime import Runtime
 from hivegraph.agents.base import Agent, ContextBlock, Turn
 from hivegraph.graphs.context import TeamContext
 from hivegraph.graphs.state import RecalledState, TeamState, TurnState, WrittenState
+from hivegraph.memory.episodic import Turn as Episode
 from hivegraph.memory.journal import JournalEntry
 from hivegraph.memory.procedural import Procedure, render
-from hivegraph.memory.store import ApplyResult
-from hivegraph.memory.types import AddOp, MemoryOp, ScoredRecord, Source
+from hivegraph.memory.types import ScoredRecord, Source, utcnow
 from hivegraph.models.base import Message, assistant, user
 from hivegraph.models.tokens import pack
 
@@ -34,7 +34,8 @@ async def recall(state: TeamState, *, runtime: Runtime[TeamContext]) -> dict[str
     recalled: dict[str, list[RecalledState]] = {}
     for name, agent in ctx.agents.items():
         policy = agent.memory
-        hits = await ctx.store.search(state["task"], scope=ctx.scope, k=policy.k, kinds=policy.read_kinds)
+        found = await ctx.retriever.retrieve(state["task"], scope=ctx.scope, k=policy.k, kinds=policy.read_kinds)
+        hits = [ScoredRecord(record=block.record, score=block.score) for block in found.blocks]
         kept = pack(hits, policy.token_budget, count=lambda h: ctx.counter.count(context_text(h))).items
         recalled[name] = [_recalled(hit) for hit in kept]
     return {"recalled": recalled}
@@ -65,23 +66,21 @@ async def consolidate(state: TeamState, *, runtime: Runtime[TeamContext]) -> dic
     ctx = runtime.context
     source = Source(run_id=ctx.run_id, agent="consolidate")
     turns = state.get("turns", [])
-    speakers = [("user", state["task"])] + [(t["agent"], t["content"]) for t in turns if t["content"]]
-    episodes: list[MemoryOp] = [
-        AddOp(text=f"{speaker}: {text}", kind="episodic", metadata={"turn": n, "speaker": speaker}, dedupe=False)
-        for n, (speaker, text) in enumerate(speakers)
-    ]
-    results = [
-        await ctx.store.apply(
-            episodes, scope=ctx.scope, actor="consolidate", source=source, idempotency_key=f"{ctx.run_id}:episodes"
-        )
-    ]
+    now = utcnow()
+    said = [("user", state["task"])] + [(t["agent"], t["content"]) for t in turns if t["content"]]
+    episodes = [Episode(speaker=who, text=text, occurred_at=now, turn=n) for n, (who, text) in enumerate(said)]
+    recorded = await ctx.episodic.record(
+        episodes, scope=ctx.scope, session_id=ctx.run_id, actor="consolidate", source=source,
+        idempotency_key=f"{ctx.run_id}:episodes",
+    )  # fmt: skip
+    written = [WrittenState(event="ADD", record_id=str(r.id), kind=r.kind, text=r.text) for r in recorded]
+    refused: list[str] = []
     if ctx.manager is not None:
         managed = await ctx.manager.consolidate(
             _transcript(state["task"], turns), scope=ctx.scope, source=source, idempotency_key=f"{ctx.run_id}:facts"
         )
-        results.append(ApplyResult(applied=managed.applied, refused=managed.refused))
-    written = [_written(a) for r in results for a in r.applied]
-    refused = [f"{r.op.event}: {r.reason}" for res in results for r in res.refused]
+        written += [_written(entry) for entry in managed.applied]
+        refused += [f"{r.op.event}: {r.reason}" for r in managed.refused]
     return {"written": written, "refused": refused}
 
 

@@ -114,6 +114,7 @@ class EpisodicMemory:
         actor: str = "episodic",
         source: Source | None = None,
         now: datetime | None = None,
+        idempotency_key: str | None = None,
     ) -> list[MemoryRecord]:
         """Record `turns` of session `session_id` in one journal transaction; returns the new records.
 
@@ -131,7 +132,9 @@ class EpisodicMemory:
             index = turn.turn if turn.turn is not None else start + offset
             metadata = turn.metadata | _event_metadata(turn, session_id, index)
             ops.append(AddOp(text=text, kind=KIND, metadata=metadata, dedupe=False))  # a turn said twice happened twice
-        result = await self.store.apply(ops, scope=scope, actor=actor, source=source, now=now)
+        result = await self.store.apply(
+            ops, scope=scope, actor=actor, source=source, now=now, idempotency_key=idempotency_key
+        )
         if result.refused:
             raise MemoryStoreError(result.refused[0].reason)
         return [entry.after for entry in result.applied if entry.after is not None]
