@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -14,17 +13,9 @@ import pytest
 from hivegraph.errors import ModelServerError
 from hivegraph.models.server import ModelServer, ServerHandle
 from tests.fixtures.model_server import free_port, prepared_model_server
+from tests.fixtures.processes import process_gone
 
 pytestmark = pytest.mark.integration
-
-
-def _process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (ProcessLookupError, FileNotFoundError):
-        return True
-    return state == "Z"
 
 
 def _group_members(pgid: int) -> list[int]:
@@ -91,7 +82,7 @@ def test_stop_ends_the_server_and_its_children() -> None:
     finally:
         stopped = server.stop(port=port)
     assert stopped is True
-    assert _process_gone(handle.pid)
+    assert process_gone(handle.pid)
     assert _group_members(handle.pid) == []
     assert handle not in server.status()
     assert server.stop(port=port) is False

@@ -25,6 +25,7 @@ from hivegraph.models.server import (
     server_command,
     server_env,
 )
+from tests.fixtures.processes import process_gone
 
 # A stand-in for a vLLM server: same module name and port on its command line, a child in its
 # process group, and (with --serve) an HTTP server that answers /v1/models.
@@ -75,15 +76,6 @@ def _option(command: list[str], name: str) -> str:
     return command[command.index(name) + 1]
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (ProcessLookupError, FileNotFoundError):
-        return True
-    return state == "Z"
-
-
 def _live_processes_mentioning(text: str) -> list[int]:
     found: list[int] = []
     for entry in Path("/proc").iterdir():
@@ -92,7 +84,7 @@ def _live_processes_mentioning(text: str) -> list[int]:
                 found.append(int(entry.name))
         except OSError:
             continue
-    return [pid for pid in found if not _gone(pid)]
+    return [pid for pid in found if not process_gone(pid)]
 
 
 @pytest.fixture
@@ -305,7 +297,7 @@ def test_stop_ends_the_whole_process_group(tmp_path: Path, fake_server: tuple[su
 
     assert server.stop(port=port) is True
     proc.wait(timeout=5)
-    assert all(_gone(child) for child in children)
+    assert all(process_gone(child) for child in children)
     assert not pid_file.exists()
     assert server.stop(port=port) is False
 
