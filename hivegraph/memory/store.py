@@ -91,7 +91,10 @@ class MemoryStore:
         """Cursors of projections that do not persist (they start from 0 in each process)."""
 
     async def open(self) -> MemoryStore:
-        """Bring every projection up to date with the journal; returns self."""
+        """Bring every projection up to date with the journal (re-deriving a wiped one); returns self."""
+        for projection in self.projections:
+            if projection.persistent and await self.journal.cursor(projection.name) and await projection.is_empty():
+                await self._advance(projection, 0)  # the index was wiped: re-derive it
         await self.catch_up()
         return self
 
@@ -99,7 +102,7 @@ class MemoryStore:
         """Apply journal entries the projections have not seen; returns how many were replayed."""
         replayed = 0
         for projection in self.projections:
-            start = await self._start(projection)
+            start = await self._cursor(projection)
             entries = await self.journal.read(after=start)
             if entries:
                 await projection.project(entries)
@@ -114,13 +117,10 @@ class MemoryStore:
             await self._advance(projection, 0)
         return await self.catch_up()
 
-    async def _start(self, projection: Projection) -> int:
+    async def _cursor(self, projection: Projection) -> int:
         if not projection.persistent:
             return self._volatile_cursors.get(projection.name, 0)
-        cursor = await self.journal.cursor(projection.name)
-        if cursor and await projection.is_empty():
-            return 0  # the index was wiped: re-derive it
-        return cursor
+        return await self.journal.cursor(projection.name)
 
     async def _advance(self, projection: Projection, seq: int) -> None:
         if projection.persistent:

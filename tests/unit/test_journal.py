@@ -157,3 +157,15 @@ async def test_an_idempotent_batch_replayed_writes_nothing_twice(memory_store: M
     other = await memory_store.apply(ops[:1], scope=ADA, actor="m", idempotency_key="run-2:episodes")
     assert other.applied[0].after is not None  # another run's event is a new event, even with the same text
     assert len(await memory_store.list(scope=ADA, kinds=["episodic"])) == 2
+
+
+async def test_a_wiped_persistent_index_is_re_derived_on_open(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path / "journal.sqlite")
+    index = InMemoryVectorIndex(HashEmbedder())
+    index.persistent = True  # type: ignore[misc]  # stand in for an index whose files were deleted
+    store = await MemoryStore(index, journal=journal).open()
+    await store.add("Ada likes tea", scope=ADA)
+    assert await journal.cursor("vector") == 1
+    await index.delete([item.id for item in await index.get()])
+    reopened = await MemoryStore(index, journal=journal).open()
+    assert await texts(reopened) == ["Ada likes tea"]
