@@ -30,6 +30,27 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+class PostgresSettings(_Section):
+    """A PostgreSQL server, reached through a `psycopg_pool` connection pool."""
+
+    dsn: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/hivegraph")
+    """libpq connection string (URL or `key=value` form); secret because it may hold a password."""
+    pool_min: int = Field(default=1, ge=0)
+    """Connections the pool keeps open."""
+    pool_max: int = Field(default=8, ge=1)
+    """Most connections the pool opens at once."""
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    """How long to wait for the server at start-up before giving up."""
+    statement_timeout_s: float = Field(default=30.0, ge=0)
+    """Server-side limit on one statement (`statement_timeout`); 0 disables it."""
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> PostgresSettings:
+        if self.pool_max < self.pool_min:
+            raise ValueError(f"pool_max ({self.pool_max}) is smaller than pool_min ({self.pool_min})")
+        return self
+
+
 class ModelServerSettings(_Section):
     """How `hivegraph model prepare|serve` builds and runs the local vLLM server."""
 
@@ -102,6 +123,8 @@ class ChromaSettings(_Section):
     """Folder of the embedded database; `<data_dir>/chroma` when unset."""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    timeout_s: float = Field(default=10.0, gt=0)
+    """Connect and read timeout of each request to a Chroma server, in seconds."""
     collection_prefix: str = Field(default="hivegraph", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,40}$")
 
 
@@ -149,6 +172,7 @@ class JournalSettings(_Section):
     model_config = ConfigDict(extra="allow", validate_default=True)
     backend: str = "sqlite"
     sqlite: SqliteJournalSettings = Field(default_factory=SqliteJournalSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
 
 
 class CheckpointerSettings(_Section):
@@ -158,6 +182,8 @@ class CheckpointerSettings(_Section):
     backend: str = "sqlite"
     path: Path | None = None
     """SQLite file of the checkpoints; `<data_dir>/checkpoints.sqlite` when unset."""
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    """The server of the `postgres` backend."""
 
 
 class MemoryPolicySettings(_Section):
@@ -183,6 +209,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     "server": {
         "vector_store": {"chroma": {"mode": "http"}},
         "graph_store": {"backend": "neo4j"},
+        "journal": {"backend": "postgres"},
+        "checkpointer": {"backend": "postgres"},
     },
 }
 

@@ -15,7 +15,11 @@ failures (a backend that does not answer, a model that replies nonsense)::
     ├── MemoryStoreError
     │   ├── RecordNotFoundError       an op named a record that does not exist
     │   ├── OpNotFoundError           an undo named an op that was never journaled
-    │   └── ScopeViolationError       an op crossed the scope it was given
+    │   ├── ScopeViolationError       an op crossed the scope it was given
+    │   │   └── KeyScopeError         an idempotency key or run id belongs to another scope
+    │   ├── ConflictError             the record changed since the decision saw it
+    │   ├── InvalidInputError         a value cannot be stored (field)
+    │   └── JournalSchemaError        the journal was written by a newer hivegraph
     ├── AgentError
     │   └── InvalidDecisionError      a memory-manager decision could not be applied
     └── GraphError                    a team graph was built or run wrongly
@@ -112,11 +116,44 @@ class OpNotFoundError(MemoryStoreError):
 
 
 class ScopeViolationError(MemoryStoreError):
-    """An operation touched a record outside the scope it was given."""
+    """An operation touched a record outside the scope it was given.
+
+    The message names the caller's scope only, never the owner's.
+    """
 
     def __init__(self, record_id: str, message: str) -> None:
         super().__init__(f"record {record_id!r}: {message}")
         self.record_id = record_id
+
+
+class KeyScopeError(MemoryStoreError):
+    """An idempotency key or run id was first used by another scope; nothing of that scope is named."""
+
+    def __init__(self, what: str, key: str) -> None:
+        super().__init__(f"{what} {key!r} belongs to another scope; choose another")
+        self.what = what
+        self.key = key
+
+
+class ConflictError(MemoryStoreError):
+    """An op expected a version of a record that is no longer the current one (a concurrent writer won)."""
+
+    def __init__(self, record_id: str, message: str) -> None:
+        super().__init__(f"conflict on record {record_id!r}: {message}")
+        self.record_id = record_id
+
+
+class InvalidInputError(MemoryStoreError):
+    """A value cannot be stored: not finite, not UTF-8, too large, or of the wrong type."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        """Where the value was (`metadata.score`, `text`, `scope.user_id`)."""
+
+
+class JournalSchemaError(MemoryStoreError):
+    """The journal's schema version is newer than this hivegraph understands."""
 
 
 class AgentError(HivegraphError):

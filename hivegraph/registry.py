@@ -118,7 +118,11 @@ JOURNALS: Registry[Any] = Registry(
     kind="journal",
     setting="journal.backend",
     group="hivegraph.journals",
-    builtins={"sqlite": "hivegraph.memory.journal_sqlite:SqliteJournal"},
+    builtins={
+        "sqlite": "hivegraph.memory.journal_sqlite:SqliteJournal",
+        "postgres": "hivegraph.memory.journal_postgres:PostgresJournal",
+        "inmemory": "hivegraph.memory.journal_memory:InMemoryJournal",
+    },
 )
 CHECKPOINTERS: Registry[Any] = Registry(
     kind="checkpointer",
@@ -127,6 +131,7 @@ CHECKPOINTERS: Registry[Any] = Registry(
     builtins={
         "sqlite": "hivegraph.graphs.checkpoint:sqlite_checkpointer",
         "memory": "hivegraph.graphs.checkpoint:memory_checkpointer",
+        "postgres": "hivegraph.graphs.checkpoint:postgres_checkpointer",
     },
 )
 

@@ -11,7 +11,7 @@ from hivegraph.memory.stores.inmemory import InMemoryVectorIndex
 from hivegraph.models import base
 from hivegraph.models.testing import HashEmbedder
 
-pytest_plugins = ["tests.fixtures.model_server", "tests.fixtures.chroma_server"]
+pytest_plugins = ["tests.fixtures.model_server", "tests.fixtures.chroma_server", "tests.fixtures.postgres_server"]
 
 
 @pytest.fixture(autouse=True)

@@ -4,25 +4,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from hivegraph.memory.stores.base import Filter, IndexItem
-from hivegraph.memory.types import MemoryKind, MemoryRecord, Scalar, Scope, Source
+from hivegraph.memory.types import MemoryKind, MemoryRecord, Scalar, Scope
 
-OPEN = 1e18
-"""`valid_to` stored for a current version (index metadata cannot hold None; a far end keeps range filters simple)."""
+OPEN = 2**63 - 1
+"""`valid_to` stored for a current version (index metadata cannot hold None; a far end keeps range filters simple).
+
+Times are integer microseconds since the epoch, so `as_of` boundaries are exact."""
 SCOPE_PREFIX = "scope_"
 META_PREFIX = "meta_"
 
 
-def _ts(value: datetime) -> float:
-    return value.timestamp()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(value: datetime) -> int:
+    """Microseconds since the epoch, exactly."""
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _dt(value: Scalar | None) -> datetime:
-    return datetime.fromtimestamp(float(value or 0.0), tz=UTC)
+    return _EPOCH + timedelta(microseconds=int(value or 0))
 
 
 def to_item(record: MemoryRecord) -> IndexItem:
@@ -33,10 +40,10 @@ def to_item(record: MemoryRecord) -> IndexItem:
         "version": record.version,
         "current": record.is_current,
         "hash": record.hash,
-        "created_at": _ts(record.created_at),
-        "updated_at": _ts(record.updated_at),
-        "valid_from": _ts(record.valid_from),
-        "valid_to": _ts(record.valid_to) if record.valid_to is not None else OPEN,
+        "created_at": micros(record.created_at),
+        "updated_at": micros(record.updated_at),
+        "valid_from": micros(record.valid_from),
+        "valid_to": micros(record.valid_to) if record.valid_to is not None else OPEN,
         "source": record.source.model_dump_json(exclude_defaults=True),
     }
     metadata |= {SCOPE_PREFIX + name: value for name, value in record.scope.fields().items()}
@@ -47,22 +54,23 @@ def to_item(record: MemoryRecord) -> IndexItem:
 def from_item(item: IndexItem) -> MemoryRecord:
     """The record version an index item holds."""
     meta = item.metadata
-    valid_to = float(meta.get("valid_to", OPEN))
+    valid_to = int(meta.get("valid_to", OPEN))
     kind: MemoryKind = meta["kind"]  # type: ignore[assignment]
-    return MemoryRecord(
-        id=UUID(str(meta["record_id"])),
-        kind=kind,
-        text=item.text,
-        metadata={k.removeprefix(META_PREFIX): v for k, v in meta.items() if k.startswith(META_PREFIX)},
-        scope=Scope(**{k.removeprefix(SCOPE_PREFIX): str(v) for k, v in meta.items() if k.startswith(SCOPE_PREFIX)}),
-        created_at=_dt(meta.get("created_at")),
-        updated_at=_dt(meta.get("updated_at")),
-        valid_from=_dt(meta.get("valid_from")),
-        valid_to=None if valid_to == OPEN else _dt(valid_to),
-        version=int(meta.get("version", 1)),
-        source=Source.model_validate(json.loads(str(meta.get("source") or "{}"))),
-        hash=str(meta.get("hash", "")),
-    )
+    fields: dict[str, Any] = {
+        "id": UUID(str(meta["record_id"])),
+        "kind": kind,
+        "text": item.text,
+        "metadata": {k.removeprefix(META_PREFIX): v for k, v in meta.items() if k.startswith(META_PREFIX)},
+        "scope": {k.removeprefix(SCOPE_PREFIX): str(v) for k, v in meta.items() if k.startswith(SCOPE_PREFIX)},
+        "created_at": _dt(meta.get("created_at")),
+        "updated_at": _dt(meta.get("updated_at")),
+        "valid_from": _dt(meta.get("valid_from")),
+        "valid_to": None if valid_to == OPEN else _dt(valid_to),
+        "version": int(meta.get("version", 1)),
+        "source": json.loads(str(meta.get("source") or "{}")),
+        "hash": str(meta.get("hash", "")),
+    }
+    return MemoryRecord.model_validate(fields, context={"stored": True})
 
 
 def scope_filter(

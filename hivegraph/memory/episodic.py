@@ -39,6 +39,7 @@ from hivegraph.memory.retrieval import Boost, HybridRetriever, Retrieval, timest
 from hivegraph.memory.store import MemoryStore
 from hivegraph.memory.stores.base import Filter
 from hivegraph.memory.types import AddOp, MemoryOp, MemoryRecord, Scalar, Scope, Source
+from hivegraph.memory.validation import check_text
 
 KIND = "episodic"
 SPEAKER_KEY = META_PREFIX + "speaker"
@@ -128,7 +129,7 @@ class EpisodicMemory:
         ops: list[MemoryOp] = []
         for offset, turn in enumerate(turns):
             text = f"{turn.speaker}: {turn.text}"
-            self.store.planner.check_text(text)  # all turns are checked before anything is written
+            check_text(text, f"turn {offset} text", max_chars=self.store.max_text_chars)  # all, before any write
             index = turn.turn if turn.turn is not None else start + offset
             metadata = turn.metadata | _event_metadata(turn, session_id, index)
             ops.append(AddOp(text=text, kind=KIND, metadata=metadata, dedupe=False))  # a turn said twice happened twice

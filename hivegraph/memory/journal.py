@@ -4,18 +4,32 @@ An op is acknowledged once its entry is in the journal. The journal also
 keeps every record version (the state the entries lead to), so reads of
 current records, history and points in time are answered here; the vector and
 keyword indexes are derived from the entries and catch up by sequence number.
+
+Writers are concurrent (agents of one team, worker processes), so a journal
+plans **and** appends a batch inside one transaction that excludes every other
+writer (`submit`): an UPDATE or DELETE sees the record as it is at that moment,
+a version is closed only while it is open, and an op whose `expected_version`
+is no longer current is refused as a conflict. The planning itself is shared
+by every journal (`hivegraph.memory.planner`); a journal provides the
+transaction (`JournalTxn`).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import ClassVar, Literal
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, Field
 
-from hivegraph.memory.types import MemoryKind, MemoryOp, MemoryRecord, Scope, utcnow
+from hivegraph.memory.types import MemoryKind, MemoryOp, MemoryRecord, Scope, Source, utcnow
+
+SCHEMA_VERSION = 2
+"""Version of the journal's storage layout; a journal refuses to open a newer one."""
 
 
 class JournalEntry(BaseModel):
@@ -37,16 +51,90 @@ class JournalEntry(BaseModel):
     """The op this entry reverts, for undo entries."""
 
 
+RefusalCode = Literal["conflict", "not_found", "scope", "invalid", "batch"]
+
+
+class RefusedOp(BaseModel):
+    """An op that was not applied, and why."""
+
+    op: MemoryOp
+    reason: str
+    code: RefusalCode = "invalid"
+    """`conflict`: the record moved on since the decision; `not_found`, `scope`, `invalid`, `batch` (twice in one)."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Ops to plan and append together, in one transaction."""
+
+    ops: Sequence[MemoryOp]
+    scope: Scope
+    actor: str
+    source: Source = field(default_factory=Source)
+    at: datetime = field(default_factory=utcnow)
+    idempotency_key: str | None = None
+    """With a key, the n-th op gets an op id derived from it, and an op already journaled under it is not redone."""
+    max_text_chars: int = 2000
+    batch_id: UUID = field(default_factory=uuid4)
+
+
+@dataclass(frozen=True)
+class UndoRequest:
+    """Revert one op."""
+
+    op_id: UUID
+    scope: Scope
+    actor: str
+    at: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class BatchResult:
+    """The entries a batch journaled (or found journaled under its key) and the ops it refused."""
+
+    applied: list[JournalEntry] = field(default_factory=list[JournalEntry])
+    refused: list[RefusedOp] = field(default_factory=list[RefusedOp])
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A stored entry or version that no longer parses (written by an older, laxer version)."""
+
+    where: str
+    """`op <seq>` or `version <id>:<n>`."""
+    problem: str
+
+
 class Journal(ABC):
     """An append-only log of memory ops plus the record versions they produced."""
 
+    name: ClassVar[str] = "journal"
+
     @abstractmethod
-    async def append(self, entries: Sequence[JournalEntry]) -> list[JournalEntry]:
-        """Record `entries` in one transaction; returns them with their `seq` set."""
+    async def submit(self, batch: Batch) -> BatchResult:
+        """Plan `batch` against the current state and append what is accepted, in one exclusive transaction.
+
+        Raises:
+            KeyScopeError: the batch's idempotency key belongs to another scope (nothing is applied).
+            MemoryStoreError: the database failed (nothing is applied).
+
+        """
+
+    @abstractmethod
+    async def undo(self, request: UndoRequest) -> JournalEntry:
+        """Plan and append the revert of one op, in one exclusive transaction.
+
+        Raises:
+            OpNotFoundError: no op has that id.
+            ScopeViolationError: the op's record is outside the request's scope.
+            ConflictError: the op was undone already, or later ops (not undone) changed its record.
+            MemoryStoreError: the op changed nothing.
+
+        """
 
     @abstractmethod
     async def read(self, *, after: int = 0, limit: int | None = None) -> list[JournalEntry]:
-        """Entries with `seq > after`, in order."""
+        """Entries with `seq > after`, in order (unreadable ones are left out; see `unreadable`)."""
 
     @abstractmethod
     async def entry(self, op_id: UUID) -> JournalEntry | None:
@@ -67,9 +155,18 @@ class Journal(ABC):
         as_of: datetime | None = None,
         all_versions: bool = False,
     ) -> list[MemoryRecord]:
-        """Record versions inside `scope`: current ones, those valid at `as_of`, or all.
+        """Record versions inside `scope`: current ones, those valid at `as_of` (exactly), or all.
 
         Sorted by creation time, then id, then version.
+        """
+
+    @abstractmethod
+    async def claim(self, key: str, scope: Scope, *, create: bool = True) -> bool:
+        """Bind `key` (a run id, say) to `scope`; True when `scope` owns it, False when unclaimed and not created.
+
+        Raises:
+            KeyScopeError: another scope owns `key`.
+
         """
 
     @abstractmethod
@@ -83,6 +180,18 @@ class Journal(ABC):
     @abstractmethod
     async def last_seq(self) -> int:
         """The `seq` of the newest entry (0 when empty)."""
+
+    @abstractmethod
+    async def counts(self) -> tuple[int, int]:
+        """How many versions the journal holds, and how many of them are current."""
+
+    @abstractmethod
+    def projection_lock(self, name: str) -> AbstractAsyncContextManager[None]:
+        """Exclusive, across processes, while a projection catches up (so updates never land out of order)."""
+
+    @abstractmethod
+    async def unreadable(self) -> list[Unreadable]:
+        """Stored entries and versions that do not parse (reported by `verify`, never fatal)."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release the journal's resources."""

@@ -44,9 +44,9 @@ import snowballstemmer  # pyright: ignore[reportMissingTypeStubs]
 
 from hivegraph.memory.codec import SCOPE_PREFIX, to_item
 from hivegraph.memory.journal import JournalEntry
-from hivegraph.memory.projection import Projection, final_versions
+from hivegraph.memory.projection import Projection, final_versions, version_fingerprint
 from hivegraph.memory.stores.base import Filter, Hit, IndexItem, matches
-from hivegraph.memory.types import Scalar
+from hivegraph.memory.types import MemoryRecord, Scalar
 
 _STOP_WORDS_TEXT = """
 a about all an and any are as at be been being both but by can could did do does don each few for from had has
@@ -142,12 +142,26 @@ class KeywordIndex(Projection):
 
     async def project(self, entries: Sequence[JournalEntry]) -> None:
         """Index the versions the entries open and drop those they close (idempotent)."""
-        for version in final_versions(entries):
+        await self.repair(final_versions(entries), ())
+
+    def fingerprint(self, version: MemoryRecord) -> str | None:
+        """Only current versions are held."""
+        return version_fingerprint(version.hash, True) if version.is_current else None
+
+    async def fingerprints(self) -> dict[str, str]:
+        """The hash of every indexed document."""
+        return {i: version_fingerprint(doc.item.metadata.get("hash"), True) for i, doc in self._docs.items()}
+
+    async def repair(self, write: Sequence[MemoryRecord], remove: Sequence[str]) -> None:
+        """Index the current versions of `write`, drop its closed ones and the ids `remove`."""
+        for version in write:
             item = to_item(version)
             if version.is_current:
                 self.add(item)
             else:
                 self.remove(item.id)
+        for item_id in remove:
+            self.remove(item_id)
 
     async def reset(self) -> None:
         """Forget every document."""

@@ -1,4 +1,9 @@
-"""Projections: indexes derived from the journal, updated idempotently by version id."""
+"""Projections: indexes derived from the journal, updated idempotently by version id.
+
+Each projection says which versions it holds and how each should look there
+(`fingerprint`), and reports what it holds now (`fingerprints`); `verify`
+compares the two, and `repair` writes the difference.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +33,19 @@ class Projection(ABC):
 
     @abstractmethod
     async def reset(self) -> None:
-        """Forget everything projected so far."""
+        """Forget everything projected so far (re-creating the store from nothing if it must)."""
+
+    @abstractmethod
+    def fingerprint(self, version: MemoryRecord) -> str | None:
+        """How `version` should look in this projection, or None if the projection does not hold it."""
+
+    @abstractmethod
+    async def fingerprints(self) -> dict[str, str]:
+        """What the projection holds now: version id -> fingerprint."""
+
+    @abstractmethod
+    async def repair(self, write: Sequence[MemoryRecord], remove: Sequence[str]) -> None:
+        """Write the final state of `write` and drop the version ids `remove`."""
 
     async def is_empty(self) -> bool:
         """Whether nothing has been projected (a wiped index)."""
@@ -45,6 +62,11 @@ def final_versions(entries: Sequence[JournalEntry]) -> list[MemoryRecord]:
     return list(latest.values())
 
 
+def version_fingerprint(hash_: object, current: object) -> str:
+    """The fingerprint of a version held with its text hash and current flag."""
+    return f"{hash_}:{'current' if current else 'closed'}"
+
+
 class VectorProjection(Projection):
     """Every record version as an item of a `VectorIndex` (closed versions included, marked)."""
 
@@ -59,13 +81,26 @@ class VectorProjection(Projection):
 
     async def project(self, entries: Sequence[JournalEntry]) -> None:
         """Upsert the final state of each touched version."""
-        items: list[IndexItem] = [to_item(version) for version in final_versions(entries)]
-        await self.index.upsert(items)
+        await self.repair(final_versions(entries), ())
 
     async def reset(self) -> None:
-        """Delete every item."""
+        """Drop every item (the whole collection where the index can)."""
+        await self.index.drop()
+
+    def fingerprint(self, version: MemoryRecord) -> str:
+        """Every version is held: its hash and whether it is current."""
+        return version_fingerprint(version.hash, version.is_current)
+
+    async def fingerprints(self) -> dict[str, str]:
+        """Hash and current flag of every item."""
         items = await self.index.get()
-        await self.index.delete([item.id for item in items])
+        return {item.id: version_fingerprint(item.metadata.get("hash"), item.metadata.get("current")) for item in items}
+
+    async def repair(self, write: Sequence[MemoryRecord], remove: Sequence[str]) -> None:
+        """Upsert `write`, delete `remove`."""
+        items: list[IndexItem] = [to_item(version) for version in write]
+        await self.index.upsert(items)
+        await self.index.delete(list(remove))
 
     async def is_empty(self) -> bool:
         """Whether the index holds no items."""

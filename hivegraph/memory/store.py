@@ -1,31 +1,34 @@
 """`MemoryStore`: versioned, scoped memory with a journal as the source of truth.
 
-Write path: ops are checked against the journal's current state (an op that
-names an unknown record, a record outside the scope, or text that is empty or
-too long is refused and reported, never applied half-way), the accepted ops
-are appended to the journal in one transaction (from then on they are
-acknowledged), and the projections (vector index, keyword index) apply them
-idempotently and advance their cursor. `open()` replays whatever a projection
-has not seen, so a crash between journal and index loses nothing.
+Write path: a batch of ops is planned and appended inside one exclusive
+journal transaction (`Journal.submit`): an op that names an unknown record, a
+record outside the scope, a version that is no longer current, or a value that
+cannot be stored is refused and reported, never applied half-way. Once the
+batch is in the journal it is acknowledged; the projections (vector index,
+keyword index) then apply it idempotently under a lock per projection and
+advance their cursor. If a projection cannot be reached the write still
+succeeds (it is journaled; a retry would duplicate it) and the projection
+catches up on the next read or write.
 
 Reads of records, history and points in time come from the journal; searches
-go through the projections and never leave the scope asked for.
+go through the projections, caught up first, and never leave the scope asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from uuid import UUID
 
-from pydantic import BaseModel
-
-from hivegraph.errors import MemoryStoreError, OpNotFoundError
-from hivegraph.memory.codec import from_item, scope_filter
-from hivegraph.memory.journal import Journal, JournalEntry
-from hivegraph.memory.journal_sqlite import SqliteJournal
-from hivegraph.memory.planner import OpPlanner, batch_key, plan_undo
+from hivegraph.errors import BackendUnavailableError, MemoryStoreError
+from hivegraph.memory.codec import from_item, micros, scope_filter
+from hivegraph.memory.journal import Batch, Journal, JournalEntry, RefusedOp, UndoRequest
+from hivegraph.memory.journal_memory import InMemoryJournal
+from hivegraph.memory.planner import derived_op_id
 from hivegraph.memory.projection import Projection, VectorProjection
 from hivegraph.memory.stores.base import IndexItem, VectorIndex
 from hivegraph.memory.types import (
@@ -37,23 +40,16 @@ from hivegraph.memory.types import (
     Scope,
     ScoredRecord,
     Source,
+    ensure_scope,
+    text_hash,
     utcnow,
 )
+from hivegraph.memory.validation import aware
+from hivegraph.memory.verify import VerifyReport, verify_projection
 
-VALID_TO_EPSILON = 1e-6
-"""Seconds added to `as_of` so a version closed exactly then no longer counts (`valid_to` is exclusive)."""
+__all__ = ["ApplyResult", "MemoryStore", "RecordHistory", "RefusedOp", "derived_op_id"]
 
-
-def derived_op_id(key: str, n: int) -> UUID:
-    """The op id of the n-th op of an idempotent batch."""
-    return uuid5(NAMESPACE_URL, f"hivegraph:op:{key}:{n}")
-
-
-class RefusedOp(BaseModel):
-    """An op that was not applied, and why."""
-
-    op: MemoryOp
-    reason: str
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -84,38 +80,75 @@ class MemoryStore:
         max_text_chars: int = 2000,
     ) -> None:
         self.index = index
-        self.journal: Journal = journal or SqliteJournal(":memory:")
+        self.journal: Journal = journal or InMemoryJournal()
         self.projections: list[Projection] = [VectorProjection(index), *projections]
-        self.planner = OpPlanner(self.journal, max_text_chars=max_text_chars)
+        self.max_text_chars = max_text_chars
+        self.lagging: str | None = None
+        """Why a projection is behind the journal after the last write (None when it is not)."""
         self._volatile_cursors: dict[str, int] = {}
         """Cursors of projections that do not persist (they start from 0 in each process)."""
+        self._local_locks: dict[str, asyncio.Lock] = {}
 
     async def open(self) -> MemoryStore:
-        """Bring every projection up to date with the journal (re-deriving a wiped one); returns self."""
+        """Bring every projection up to date with the journal, repairing one that disagrees; returns self."""
         for projection in self.projections:
             if projection.persistent and await self.journal.cursor(projection.name) and await projection.is_empty():
                 await self._advance(projection, 0)  # the index was wiped: re-derive it
         await self.catch_up()
+        for projection in self.projections:
+            if projection.persistent and not await self._counts_agree(projection):
+                log.warning("projection %s disagrees with the journal; repairing it", projection.name)
+                await self.verify(repair=True, only=projection.name)
         return self
+
+    async def _counts_agree(self, projection: Projection) -> bool:
+        held = await projection.fingerprints()
+        versions, current = await self.journal.counts()
+        held_current = sum(1 for fp in held.values() if fp.endswith(":current"))
+        return len(held) == versions and held_current == current
 
     async def catch_up(self) -> int:
         """Apply journal entries the projections have not seen; returns how many were replayed."""
         replayed = 0
         for projection in self.projections:
-            start = await self._cursor(projection)
-            entries = await self.journal.read(after=start)
-            if entries:
-                await projection.project(entries)
-                await self._advance(projection, entries[-1].seq)
-                replayed = max(replayed, len(entries))
+            async with self._projection_lock(projection):
+                start = await self._cursor(projection)
+                entries = await self.journal.read(after=start)
+                if entries:
+                    await projection.project(entries)
+                    await self._advance(projection, entries[-1].seq)
+                    replayed = max(replayed, len(entries))
+        self.lagging = None
         return replayed
 
     async def rebuild(self) -> int:
-        """Re-derive every projection from the journal; returns the entries replayed."""
+        """Re-derive every projection from the journal (re-creating each from nothing); returns the entries replayed."""
         for projection in self.projections:
-            await projection.reset()
-            await self._advance(projection, 0)
+            async with self._projection_lock(projection):
+                await projection.reset()
+                await self._advance(projection, 0)
         return await self.catch_up()
+
+    async def verify(self, *, repair: bool = False, only: str | None = None) -> VerifyReport:
+        """Compare the journal's versions with every projection (or `only` one); `repair` re-derives what differs."""
+        report = VerifyReport(unreadable=await self.journal.unreadable())
+        versions = await self.journal.records(scope=Scope(), all_versions=True)
+        for projection in self.projections:
+            if only is not None and projection.name != only:
+                continue
+            async with self._projection_lock(projection):
+                report.divergences += await verify_projection(projection, versions, repair=repair)
+        report.repaired = repair
+        return report
+
+    @asynccontextmanager
+    async def _projection_lock(self, projection: Projection) -> AsyncGenerator[None]:
+        if projection.persistent:
+            async with self.journal.projection_lock(projection.name):
+                yield
+        else:
+            async with self._local_locks.setdefault(projection.name, asyncio.Lock()):
+                yield
 
     async def _cursor(self, projection: Projection) -> int:
         if not projection.persistent:
@@ -137,37 +170,60 @@ class MemoryStore:
         kinds: Sequence[MemoryKind] | None = None,
         as_of: datetime | None = None,
     ) -> list[ScoredRecord]:
-        """The `k` records in `scope` nearest to `query`, closest first: current ones, or those valid at `as_of`."""
+        """The `k` records in `scope` nearest to `query`, closest first: current ones, or those valid at `as_of`.
+
+        Raises:
+            InvalidInputError: `scope` is not a Scope, or `as_of` is naive.
+
+        """
+        scope = ensure_scope(scope)
+        await self.catch_up()
         kinds_tuple = tuple(kinds) if kinds else None
         if as_of is None:
             where = scope_filter(scope, kinds=kinds_tuple)
         else:
-            at = as_of.timestamp()
-            valid = {"valid_from": {"$lte": at}, "valid_to": {"$gte": at + VALID_TO_EPSILON}}
+            at = micros(aware(as_of, "as_of"))
+            valid = {"valid_from": {"$lte": at}, "valid_to": {"$gte": at + 1}}
             where = scope_filter(scope, current=None, kinds=kinds_tuple, extra=valid)
         hits = await self.index.query(query, k=k, where=where)
         return [ScoredRecord(record=from_item(IndexItem(h.id, h.text, h.metadata)), score=h.score) for h in hits]
 
     async def get(self, record_id: UUID, *, scope: Scope, as_of: datetime | None = None) -> MemoryRecord | None:
         """The current version of a record (or the one valid at `as_of`), if it is inside `scope`."""
-        found = await self.journal.records(scope=scope, record_ids=[record_id], as_of=as_of)
+        as_of = aware(as_of, "as_of") if as_of is not None else None
+        found = await self.journal.records(scope=ensure_scope(scope), record_ids=[record_id], as_of=as_of)
         return found[0] if found else None
 
     async def list(
         self, *, scope: Scope, kinds: Sequence[MemoryKind] | None = None, as_of: datetime | None = None
     ) -> list[MemoryRecord]:
         """Every current record in `scope` (or every one valid at `as_of`), oldest first."""
-        return await self.journal.records(scope=scope, kinds=kinds, as_of=as_of)
+        as_of = aware(as_of, "as_of") if as_of is not None else None
+        return await self.journal.records(scope=ensure_scope(scope), kinds=kinds, as_of=as_of)
 
     async def history(self, record_id: UUID, *, scope: Scope) -> RecordHistory:
         """Every version of a record inside `scope` and the journaled ops that made them, oldest first."""
-        versions = await self.journal.records(scope=scope, record_ids=[record_id], all_versions=True)
+        versions = await self.journal.records(scope=ensure_scope(scope), record_ids=[record_id], all_versions=True)
         entries = await self.journal.entries_for(record_id) if versions else []
         return RecordHistory(versions=versions, entries=entries)
 
     async def find_duplicate(self, text: str, *, scope: Scope, kind: MemoryKind = "semantic") -> MemoryRecord | None:
-        """A current record in `scope` whose text equals `text` up to case and spacing."""
-        return await self.planner.duplicate(text, scope=scope, kind=kind)
+        """A current record in exactly `scope` whose text equals `text` up to case and spacing."""
+        scope = ensure_scope(scope)
+        found = await self.journal.records(scope=scope, kinds=[kind], text_hash=text_hash(text))
+        return next((r for r in found if r.scope == scope), None)
+
+    async def claim_run(self, run_id: str, *, scope: Scope, create: bool = True) -> bool:
+        """Bind a run id to `scope` (a run's turns, checkpoints and keys are that scope's alone).
+
+        Returns:
+            True when `scope` owns the run id; False when nobody does and `create` is False.
+
+        Raises:
+            KeyScopeError: another scope owns it (which one is not said).
+
+        """
+        return await self.journal.claim(f"run:{run_id}", ensure_scope(scope), create=create)
 
     async def add(
         self,
@@ -192,7 +248,8 @@ class MemoryStore:
             return entry.after
         assert isinstance(entry.op, NoopOp) and entry.op.record_id is not None
         existing = await self.get(entry.op.record_id, scope=scope)
-        assert existing is not None
+        if existing is None:  # deleted between the write and this read
+            raise MemoryStoreError(f"record {entry.op.record_id} was deleted concurrently")
         return existing
 
     async def apply(
@@ -205,59 +262,50 @@ class MemoryStore:
         now: datetime | None = None,
         idempotency_key: str | None = None,
     ) -> ApplyResult:
-        """Check every op, journal the accepted ones in one transaction, then update the indexes.
+        """Plan and journal `ops` in one exclusive transaction, then update the indexes.
 
         With an `idempotency_key`, the n-th op gets an op id derived from the key,
         and an op already journaled under that id is returned, not applied again:
-        a step that is replayed (a resumed run) writes nothing twice.
-        """
-        now = now or utcnow()
-        batch_id = uuid4()
-        result = ApplyResult()
-        planned: list[JournalEntry] = []
-        seen: set[str] = set()
-        for n, op in enumerate(ops):
-            op_id = derived_op_id(idempotency_key, n) if idempotency_key is not None else uuid4()
-            if idempotency_key is not None and (done := await self.journal.entry(op_id)) is not None:
-                result.applied.append(done)
-                continue
-            key = batch_key(op)
-            if key is not None and key in seen:
-                result.refused.append(RefusedOp(op=op, reason=f"{key} is already changed by this batch"))
-                continue
-            try:
-                entry = await self.planner.plan(op, scope=scope, source=source or Source(), now=now)
-            except MemoryStoreError as exc:
-                result.refused.append(RefusedOp(op=op, reason=str(exc)))
-                continue
-            planned.append(entry.model_copy(update={"op_id": op_id, "batch_id": batch_id, "actor": actor}))
-            seen.update(k for k in (key,) if k is not None)
-        result.applied += await self.commit(planned)
-        return result
+        a step that is replayed (a resumed run) writes nothing twice. The key
+        belongs to the scope that first used it.
 
-    async def commit(self, entries: Sequence[JournalEntry]) -> list[JournalEntry]:
-        """Journal `entries` (acknowledging them), then project them."""
-        if not entries:
-            return []
-        stored = await self.journal.append(entries)
-        await self.catch_up()
-        return stored
+        Raises:
+            KeyScopeError: `idempotency_key` belongs to another scope.
+            InvalidInputError: `scope` is not a Scope, or `now` is naive.
+
+        """
+        batch = Batch(
+            ops=list(ops), scope=ensure_scope(scope), actor=actor, source=source or Source(),
+            at=aware(now, "now") if now is not None else utcnow(), idempotency_key=idempotency_key,
+            max_text_chars=self.max_text_chars,
+        )  # fmt: skip
+        if not batch.ops:
+            return ApplyResult()
+        result = await self.journal.submit(batch)
+        await self._settle()
+        return ApplyResult(applied=result.applied, refused=result.refused)
 
     async def undo(self, op_id: UUID, *, scope: Scope, actor: str = "user") -> JournalEntry:
         """Revert one op; the revert is itself journaled (with `undo_of`) and can be undone.
 
         Raises:
             OpNotFoundError: no op has that id.
-            MemoryStoreError: the op changed nothing, was undone already, or a later op changed its record.
+            ConflictError: the op was undone already, or a later op (not undone) changed its record.
+            MemoryStoreError: the op changed nothing.
             ScopeViolationError: the op's record is outside `scope`.
 
         """
-        target = await self.journal.entry(op_id)
-        if target is None:
-            raise OpNotFoundError(str(op_id))
-        entry = await plan_undo(self.journal, target, scope=scope, now=utcnow())
-        (stored,) = await self.commit([entry.model_copy(update={"batch_id": uuid4(), "actor": actor})])
+        stored = await self.journal.undo(UndoRequest(op_id=op_id, scope=ensure_scope(scope), actor=actor))
+        await self._settle()
         return stored
+
+    async def _settle(self) -> None:
+        """Catch the projections up after an acknowledged write; a projection that fails will catch up later."""
+        try:
+            await self.catch_up()
+        except (BackendUnavailableError, MemoryStoreError) as exc:
+            self.lagging = str(exc)
+            log.warning("journaled, but an index is behind (it catches up on the next call): %s", exc)
 
     async def aclose(self) -> None:
         """Close the journal and the index."""

@@ -5,14 +5,41 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
+
+from hivegraph.errors import InvalidInputError
+from hivegraph.memory.validation import Scalar, check_metadata, check_scope_value, check_text
 
 MemoryKind = Literal["episodic", "semantic", "procedural", "insight", "query", "interaction"]
-Scalar = str | int | float | bool
 SCOPE_FIELDS = ("user_id", "agent_id", "team_id", "run_id")
+
+
+def _stored(info: ValidationInfo) -> bool:
+    """Whether the value is read back from a journal (checked when it was written; old entries may be laxer)."""
+    context: object = info.context
+    return isinstance(context, dict) and cast(dict[str, object], context).get("stored") is True
+
+
+def _metadata(value: object, info: ValidationInfo) -> object:
+    return value if _stored(info) else check_metadata(value, info.field_name or "metadata")
+
+
+def _text(value: object, info: ValidationInfo) -> object:
+    return value if _stored(info) else check_text(value, info.field_name or "text", allow_empty=True)
+
+
+def _scope_value(value: object, info: ValidationInfo) -> object:
+    return value if _stored(info) else check_scope_value(value, f"scope.{info.field_name}")
+
+
+Metadata = Annotated[dict[str, Scalar], BeforeValidator(_metadata)]
+"""Metadata checked to be storable (finite scalars, bounded size); see `hivegraph.memory.validation`."""
+Text = Annotated[str, BeforeValidator(_text)]
+"""Text checked to encode as UTF-8 (length limits are the store's)."""
+ScopeValue = Annotated[str | None, BeforeValidator(_scope_value)]
 
 
 def utcnow() -> datetime:
@@ -34,10 +61,10 @@ class Scope(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    user_id: str | None = None
-    agent_id: str | None = None
-    team_id: str | None = None
-    run_id: str | None = None
+    user_id: ScopeValue = None
+    agent_id: ScopeValue = None
+    team_id: ScopeValue = None
+    run_id: ScopeValue = None
 
     def fields(self) -> dict[str, str]:
         """The fields that are set, by name."""
@@ -49,6 +76,18 @@ class Scope(BaseModel):
 
     def __str__(self) -> str:
         return ",".join(f"{k}={v}" for k, v in self.fields().items()) or "<global>"
+
+
+def ensure_scope(scope: object) -> Scope:
+    """`scope` if it is a `Scope`.
+
+    Raises:
+        InvalidInputError: it is anything else (a dict, a string).
+
+    """
+    if not isinstance(scope, Scope):
+        raise InvalidInputError("scope", f"must be a Scope, not {type(scope).__name__}")
+    return scope
 
 
 class Source(BaseModel):
@@ -70,8 +109,8 @@ class MemoryRecord(BaseModel):
     model_config = ConfigDict(frozen=True)
     id: UUID = Field(default_factory=uuid4)
     kind: MemoryKind = "semantic"
-    text: str
-    metadata: dict[str, Scalar] = Field(default_factory=dict[str, Scalar])
+    text: Text
+    metadata: Metadata = Field(default_factory=dict[str, Scalar])
     scope: Scope = Scope()
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -101,9 +140,9 @@ class AddOp(BaseModel):
     """Store a new memory."""
 
     event: Literal["ADD"] = "ADD"
-    text: str
+    text: Text
     kind: MemoryKind = "semantic"
-    metadata: dict[str, Scalar] = Field(default_factory=dict[str, Scalar])
+    metadata: Metadata = Field(default_factory=dict[str, Scalar])
     dedupe: bool = True
     """Turn an exact duplicate of a current record into a NOOP (facts); False for events that recur."""
 
@@ -113,9 +152,11 @@ class UpdateOp(BaseModel):
 
     event: Literal["UPDATE"] = "UPDATE"
     record_id: UUID
-    text: str
-    metadata: dict[str, Scalar] | None = None
+    text: Text
+    metadata: Metadata | None = None
     """Keys to set on the new version (merged over the old metadata); None keeps it as it was."""
+    expected_version: int | None = Field(default=None, ge=1)
+    """The version the decision saw; the op is refused as a conflict if the record has moved on. None: any."""
 
 
 class DeleteOp(BaseModel):
@@ -123,6 +164,8 @@ class DeleteOp(BaseModel):
 
     event: Literal["DELETE"] = "DELETE"
     record_id: UUID
+    expected_version: int | None = Field(default=None, ge=1)
+    """The version the decision saw; the op is refused as a conflict if the record has moved on. None: any."""
 
 
 class NoopOp(BaseModel):

@@ -120,3 +120,31 @@ def test_cli_broken_config_prints_one_line_and_no_traceback(tmp_path: Path) -> N
     assert proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("error: ") and "model.max_concurrency" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_postgres_checkpointer_loads_and_masks_the_dsn(tmp_path: Path) -> None:
+    dsn = "postgresql://hive:s3cret-pw@db.internal:6543/hivegraph"
+    yaml_text = f"checkpointer:\n  backend: postgres\n  postgres:\n    dsn: {dsn}\n    pool_max: 4\n"
+    cfg = write(tmp_path / "h.yaml", yaml_text)
+    settings = load_settings(cfg)
+    check_backends(settings)
+    postgres = settings.checkpointer.postgres
+    assert (settings.checkpointer.backend, postgres.pool_min, postgres.pool_max) == ("postgres", 1, 4)
+    assert postgres.dsn.get_secret_value() == dsn
+    masked = settings.masked()
+    assert masked["checkpointer"]["postgres"]["dsn"] == "**********"
+    assert "s3cret-pw" not in repr(masked) and "s3cret-pw" not in repr(settings)
+
+
+def test_postgres_dsn_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HIVEGRAPH_CHECKPOINTER__BACKEND", "postgres")
+    monkeypatch.setenv("HIVEGRAPH_CHECKPOINTER__POSTGRES__DSN", "host=db user=hive password=env-secret")
+    settings = load_settings()
+    assert settings.checkpointer.postgres.dsn.get_secret_value() == "host=db user=hive password=env-secret"
+    assert "env-secret" not in repr(settings.masked())
+
+
+def test_postgres_pool_bounds_are_checked(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "h.yaml", "checkpointer:\n  postgres:\n    pool_min: 5\n    pool_max: 2\n")
+    with pytest.raises(ConfigError, match=r"checkpointer\.postgres.*pool_max \(2\) is smaller than pool_min \(5\)"):
+        load_settings(cfg)

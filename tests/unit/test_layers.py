@@ -7,7 +7,7 @@ import pytest
 
 PACKAGE = Path(__file__).parents[2] / "hivegraph"
 RANK = {
-    "config": 0, "errors": 0, "registry": 0,
+    "config": 0, "errors": 0, "registry": 0, "postgres": 0,
     "models": 1,
     "memory": 2,
     "tools": 3, "agents": 3,

@@ -119,7 +119,7 @@ async def test_refused_ops_are_reported(memory_store: MemoryStore) -> None:
     bobs = await memory_store.add("Bob lives in Porto", scope=BOB)
     manager = MemoryManager(ScriptedModel([]), memory_store)
     result = await manager.store.apply([UpdateOp(record_id=bobs.id, text="x")], scope=ADA, actor=manager.name)
-    assert result.applied == [] and "not inside user_id=ada" in result.refused[0].reason
+    assert result.applied == [] and "not inside scope user_id=ada" in result.refused[0].reason
 
 
 async def test_independent_candidates_are_decided_concurrently_in_one_journal_batch(

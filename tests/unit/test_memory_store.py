@@ -58,7 +58,8 @@ async def test_update_of_another_scope_is_refused_and_changes_nothing(memory_sto
     bobs = await memory_store.add("Bob lives in Oslo", scope=BOB)
     result = await memory_store.apply([UpdateOp(record_id=bobs.id, text="hacked")], scope=ADA, actor="t")
     assert result.applied == []
-    assert "belongs to scope user_id=bob" in result.refused[0].reason
+    assert "not inside scope user_id=ada" in result.refused[0].reason
+    assert "bob" not in result.refused[0].reason and result.refused[0].code == "scope"
     assert (await memory_store.get(bobs.id, scope=BOB)) == bobs
 
 

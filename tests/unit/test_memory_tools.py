@@ -24,7 +24,7 @@ async def test_tools_stay_inside_their_scope(memory_store: MemoryStore) -> None:
     tools = {t.name: t for t in memory_tools(memory_store, scope=ADA)}
     assert json.loads(await tools["search_memory"].ainvoke({"query": "jazz"})) == []
     refused = json.loads(await tools["forget"].ainvoke({"memory_id": str(bobs.id)}))
-    assert "not inside user_id=ada" in refused["error"]
+    assert "not inside scope user_id=ada" in refused["error"] and "bob" not in refused["error"]
     unknown = json.loads(await tools["forget"].ainvoke({"memory_id": str(uuid.uuid4())}))
     assert "no current memory record" in unknown["error"]
     assert "not a memory id" in json.loads(await tools["forget"].ainvoke({"memory_id": "7"}))["error"]

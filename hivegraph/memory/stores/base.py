@@ -111,6 +111,10 @@ class VectorIndex(ABC):
         """How many items the index holds."""
         return len(await self.get(where=None))
 
+    async def drop(self) -> None:
+        """Remove every item; an index that can re-creates its storage from nothing."""
+        await self.delete([item.id for item in await self.get()])
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release the index's resources."""
 

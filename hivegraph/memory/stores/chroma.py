@@ -6,6 +6,12 @@ collection, so the collection can be reopened (and queried by text) in another
 process that has imported this module. Chroma is synchronous: every call runs
 in a worker thread.
 
+An embedded database is held by one process at a time (`chroma_lock`); to share
+one, run a Chroma server. Every request to a server has a timeout (chromadb 1.5
+builds its `httpx.Client` with none: a stopped server would hang a call
+forever); a request that times out may still be applied by the server later,
+which is harmless for upserts and deletes by id.
+
 Metadata values are str, int, float or bool (Chroma stores no None and no
 lists). Filter support and its limits are listed in
 `hivegraph.memory.stores.chroma_filters`.
@@ -24,8 +30,10 @@ import httpx
 from chromadb.api import ClientAPI
 from chromadb.api.client import Client
 from chromadb.api.models.Collection import Collection
+from chromadb.auth import UserIdentity
 from chromadb.config import Settings
-from chromadb.errors import ChromaError
+from chromadb.errors import ChromaError, NotFoundError
+from typing_extensions import override
 
 from hivegraph.config import HivegraphSettings
 from hivegraph.errors import BackendUnavailableError, ConfigError, MemoryStoreError
@@ -42,6 +50,7 @@ from hivegraph.memory.stores.base import (
 )
 from hivegraph.memory.stores.chroma_embedding import HivegraphEmbeddingFunction
 from hivegraph.memory.stores.chroma_filters import ChromaWhere, chroma_where
+from hivegraph.memory.stores.chroma_lock import EmbeddedLock, lock_embedded
 from hivegraph.memory.types import Scalar
 from hivegraph.models.embedder import Embedder
 from hivegraph.registry import EMBEDDERS
@@ -49,6 +58,7 @@ from hivegraph.registry import EMBEDDERS
 __all__ = ["ChromaVectorIndex", "HivegraphEmbeddingFunction", "close_client", "collection_name"]
 
 R = TypeVar("R")
+DEFAULT_TIMEOUT_S = 10.0
 _CHROMA_ERRORS = (ChromaError, httpx.HTTPError, ValueError, TypeError)
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9._-]+")
 
@@ -85,6 +95,7 @@ class ChromaVectorIndex(VectorIndex):
         self._batch_size = 1
         self._lock = asyncio.Lock()
         self._owns_client = False
+        self._embedded_lock: EmbeddedLock | None = None
         self._where = _describe(client)
 
     @classmethod
@@ -93,28 +104,57 @@ class ChromaVectorIndex(VectorIndex):
     ) -> Self:
         """Open an embedded Chroma database in the folder `path` (created if missing).
 
+        The folder stays locked for this process until `aclose` (see `chroma_lock`).
         (Named `persistent_at` because `persistent` is the `VectorIndex` flag.)
 
         Raises:
+            BackendUnavailableError: another process has the database open.
             MemoryStoreError: the database cannot be opened.
+            ConfigError: the embedder cannot be stored with the collection.
 
         """
-        where = str(path)
-        client = _connect(lambda: chromadb.PersistentClient(path=where, settings=_settings()), where)
-        return cls._owning(client, collection, embedder, embedder_backend)
+        lock = lock_embedded(path)
+        where = str(lock.folder)
+        try:
+            client = _connect(lambda: chromadb.PersistentClient(path=where, settings=_settings()), where)
+            index = cls._owning(client, collection, embedder, embedder_backend)
+        except BaseException:
+            lock.release()
+            raise
+        index._embedded_lock = lock
+        return index
 
     @classmethod
     def http(
-        cls, host: str, port: int, *, collection: str, embedder: Embedder, embedder_backend: str | None = None
+        cls,
+        host: str,
+        port: int,
+        *,
+        collection: str,
+        embedder: Embedder,
+        embedder_backend: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> Self:
         """Connect to a Chroma server (`chroma run`) at `host:port`.
 
+        Args:
+            host: The server's host name or address.
+            port: The server's HTTP port.
+            collection: The collection name.
+            embedder: Embeds item and query texts.
+            embedder_backend: The embedder's name in `EMBEDDERS`; found by its class when None.
+            timeout_s: Connect, read, write and pool timeout of every request, in seconds.
+
         Raises:
-            BackendUnavailableError: no Chroma server answers there.
+            BackendUnavailableError: no Chroma server answers there in time.
+            ConfigError: the embedder cannot be stored with the collection.
+            ValueError: `timeout_s` is not positive.
 
         """
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive, not {timeout_s}")
         where = f"{host}:{port}"
-        client = _connect(lambda: chromadb.HttpClient(host=host, port=port, settings=_settings()), where)
+        client = _connect(lambda: _TimedHttpClient(_http_settings(host, port), httpx.Timeout(timeout_s)), where)
         return cls._owning(client, collection, embedder, embedder_backend)
 
     @classmethod
@@ -130,7 +170,7 @@ class ChromaVectorIndex(VectorIndex):
         name = collection_name(chroma.collection_prefix, embedder)
         options: dict[str, Any] = {"collection": name, "embedder": embedder, "embedder_backend": backend}
         if chroma.mode == "http":
-            return cls.http(chroma.host, chroma.port, **options)
+            return cls.http(chroma.host, chroma.port, timeout_s=chroma.timeout_s, **options)
         return cls.persistent_at(settings.resolve(chroma.path, "chroma"), **options)
 
     @classmethod
@@ -171,12 +211,27 @@ class ChromaVectorIndex(VectorIndex):
         collection = await self._open()
         return await self._call(collection.count)
 
+    async def drop(self) -> None:
+        """Delete the collection, if there is one; the next call creates it again, empty.
+
+        Raises:
+            BackendUnavailableError: the Chroma server does not answer.
+            MemoryStoreError: Chroma refused to delete the collection.
+
+        """
+        async with self._lock:
+            self._collection = None
+            await self._call(self._delete_collection)
+
     async def aclose(self) -> None:
-        """Release the client, if this index created it."""
+        """Release the client and the embedded folder's lock, if this index opened them."""
         self._collection = None
         if self._owns_client:
             self._owns_client = False
             await asyncio.to_thread(close_client, self._client)
+        if self._embedded_lock is not None:
+            self._embedded_lock.release()
+            self._embedded_lock = None
 
     async def _open(self) -> Collection:
         async with self._lock:
@@ -193,6 +248,12 @@ class ChromaVectorIndex(VectorIndex):
         )
         _check_collection(collection, self._function)
         return collection
+
+    def _delete_collection(self) -> None:
+        try:
+            self._client.delete_collection(self._name)
+        except NotFoundError:
+            return
 
     async def _call(self, fn: Callable[..., R], *args: Any) -> R:
         try:
@@ -325,18 +386,64 @@ def close_client(client: ClientAPI) -> None:
     open (chroma-core/chroma#2702). Each HTTP client has systems of its own, so
     closing those pools here is safe.
     """
-    admin = getattr(client, "_admin_client", None)
-    servers = [getattr(client, "_server", None), getattr(admin, "_server", None)]
+    sessions = _sessions(client)
     if isinstance(client, Client):
         client.close()
-    for server in servers:
-        session = getattr(server, "_session", None)
-        if isinstance(session, httpx.Client):
-            session.close()
+    for session in sessions:
+        session.close()
 
 
 def _settings() -> Settings:
     return Settings(anonymized_telemetry=False)
+
+
+def _http_settings(host: str, port: int) -> Settings:
+    """The settings `chromadb.HttpClient` would build for `host:port`."""
+    settings = _settings()
+    settings.chroma_api_impl = "chromadb.api.fastapi.FastAPI"
+    settings.chroma_server_host = host
+    settings.chroma_server_http_port = port
+    settings.chroma_server_ssl_enabled = False
+    return settings
+
+
+class _TimedHttpClient(Client):
+    """A Chroma server client whose every request, from the first, has `timeout`.
+
+    chromadb 1.5 has no timeout setting: `FastAPI.__init__` builds its
+    `httpx.Client(timeout=None)`, and `Client.__init__` already sends requests
+    (the user identity, then the tenant and database through an admin client
+    with a connection pool of its own). Both pools get `timeout` just before
+    their first request.
+    """
+
+    def __init__(self, settings: Settings, timeout: httpx.Timeout) -> None:
+        self._hivegraph_timeout = timeout
+        super().__init__(settings=settings)
+
+    @override
+    def get_user_identity(self) -> UserIdentity:
+        _bound_pools(self, self._hivegraph_timeout)
+        return super().get_user_identity()
+
+    @override
+    def _validate_tenant_database(self, tenant: str, database: str) -> None:
+        _bound_pools(self, self._hivegraph_timeout)
+        super()._validate_tenant_database(tenant, database)
+
+
+def _bound_pools(client: ClientAPI, timeout: httpx.Timeout) -> None:
+    """Give the HTTP pools of `client` and of its admin client `timeout`."""
+    for session in _sessions(client):
+        session.timeout = timeout
+
+
+def _sessions(client: ClientAPI) -> list[httpx.Client]:
+    """The `httpx.Client` pools of a server client and of its admin client (none when embedded)."""
+    admin = getattr(client, "_admin_client", None)
+    servers = [getattr(client, "_server", None), getattr(admin, "_server", None)]
+    sessions = [getattr(server, "_session", None) for server in servers]
+    return [session for session in sessions if isinstance(session, httpx.Client)]
 
 
 def _connect(factory: Callable[[], ClientAPI], where: str) -> ClientAPI:
@@ -347,20 +454,27 @@ def _connect(factory: Callable[[], ClientAPI], where: str) -> ClientAPI:
 
 
 def _translate(exc: BaseException, where: str) -> Exception:
-    if _unreachable(exc):
+    failure = _unreachable(exc)
+    if isinstance(failure, httpx.TimeoutException):
+        return BackendUnavailableError(
+            "chroma",
+            f"the Chroma server at {where} timed out ({type(failure).__name__}: {failure}); "
+            "if it is only slow, raise `vector_store.chroma.timeout_s`",
+        )
+    if failure is not None:
         return BackendUnavailableError("chroma", f"no Chroma server answers at {where} ({exc})")
     return MemoryStoreError(f"chroma at {where}: {exc}")
 
 
-def _unreachable(exc: BaseException | None) -> bool:
-    """Whether `exc` or an exception it was raised from is a failed connection."""
+def _unreachable(exc: BaseException | None) -> httpx.TransportError | None:
+    """The failed connection or timeout (`httpx.TransportError`) `exc` is or was raised from, if any."""
     for _ in range(10):
         if exc is None:
-            return False
+            return None
         if isinstance(exc, httpx.TransportError):
-            return True
+            return exc
         exc = exc.__cause__ or exc.__context__
-    return False
+    return None
 
 
 def _describe(client: ClientAPI) -> str:

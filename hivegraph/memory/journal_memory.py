@@ -1,0 +1,205 @@
+"""`InMemoryJournal`: the reference journal, in plain Python structures of this process.
+
+It defines what every journal does (the conformance suite in
+`hivegraph.memory.journal_conformance` runs against it and the SQL journals):
+a write transaction holds a lock, works on the live structures and restores
+a snapshot if planning fails, so a batch is all or nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Self, TypeVar
+from uuid import UUID
+
+from hivegraph.config import HivegraphSettings
+from hivegraph.errors import ConflictError
+from hivegraph.memory.journal import Batch, BatchResult, Journal, JournalEntry, UndoRequest, Unreadable
+from hivegraph.memory.journal_codec import micros
+from hivegraph.memory.planner import apply_batch, apply_undo, claim_key
+from hivegraph.memory.types import MemoryKind, MemoryRecord, Scope, utcnow
+
+R = TypeVar("R")
+
+
+@dataclass
+class _State:
+    entries: list[JournalEntry] = field(default_factory=list[JournalEntry])
+    by_op: dict[UUID, JournalEntry] = field(default_factory=dict[UUID, JournalEntry])
+    versions: dict[tuple[UUID, int], MemoryRecord] = field(default_factory=dict[tuple[UUID, int], MemoryRecord])
+    open: dict[UUID, int] = field(default_factory=dict[UUID, int])
+    keys: dict[str, Scope] = field(default_factory=dict[str, Scope])
+
+    def snapshot(self) -> _State:
+        return replace(
+            self, entries=list(self.entries), by_op=dict(self.by_op), versions=dict(self.versions),
+            open=dict(self.open), keys=dict(self.keys),
+        )  # fmt: skip
+
+
+class _Txn:
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def current(self, record_id: UUID) -> MemoryRecord | None:
+        version = self.state.open.get(record_id)
+        return self.state.versions[(record_id, version)] if version is not None else None
+
+    def latest(self, record_id: UUID) -> MemoryRecord | None:
+        found = [v for (rid, _), v in self.state.versions.items() if rid == record_id]
+        return max(found, key=lambda v: v.version) if found else None
+
+    def duplicate(self, scope: Scope, kind: MemoryKind, hash_: str) -> MemoryRecord | None:
+        for record_id, version in self.state.open.items():
+            record = self.state.versions[(record_id, version)]
+            if record.kind == kind and record.hash == hash_ and record.scope == scope:
+                return record
+        return None
+
+    def entry(self, op_id: UUID) -> JournalEntry | None:
+        return self.state.by_op.get(op_id)
+
+    def entries_for(self, record_id: UUID) -> list[JournalEntry]:
+        return [e for e in self.state.entries if (r := e.after or e.before) is not None and r.id == record_id]
+
+    def key_scope(self, key: str) -> Scope | None:
+        return self.state.keys.get(key)
+
+    def bind_key(self, key: str, scope: Scope, at: datetime) -> None:
+        del at
+        self.state.keys[key] = scope
+
+    def insert(self, entry: JournalEntry) -> JournalEntry:
+        before, after = entry.before, entry.after
+        if before is not None and self.state.open.get(before.id) != before.version:
+            raise ConflictError(str(before.id), f"version {before.version} is not open")
+        if after is not None and (
+            (after.id, after.version) in self.state.versions
+            or (after.id in self.state.open and (before is None or before.id != after.id))
+        ):
+            raise ConflictError(str(after.id), f"version {after.version} exists or another version is open")
+        stored = entry.model_copy(update={"seq": len(self.state.entries) + 1})
+        self.state.entries.append(stored)
+        self.state.by_op[stored.op_id] = stored
+        if before is not None:
+            self.state.versions[(before.id, before.version)] = before
+            del self.state.open[before.id]
+        if after is not None:
+            self.state.versions[(after.id, after.version)] = after
+            self.state.open[after.id] = after.version
+        return stored
+
+
+class InMemoryJournal(Journal):
+    """The reference journal: correct, simple, and gone with the process."""
+
+    name = "inmemory"
+
+    def __init__(self) -> None:
+        self._state = _State()
+        self._lock = threading.Lock()
+        self._cursors: dict[str, int] = {}
+        self._projection_locks: dict[str, asyncio.Lock] = {}
+
+    @classmethod
+    def from_settings(cls, settings: HivegraphSettings) -> Self:
+        """An empty journal (nothing is configured)."""
+        del settings
+        return cls()
+
+    def _write(self, fn: Callable[[_Txn], R]) -> R:
+        with self._lock:
+            saved = self._state.snapshot()
+            try:
+                return fn(_Txn(self._state))
+            except BaseException:
+                self._state = saved
+                raise
+
+    async def submit(self, batch: Batch) -> BatchResult:
+        """Plan `batch` and append what is accepted, all or nothing."""
+        return self._write(lambda txn: apply_batch(txn, batch))
+
+    async def undo(self, request: UndoRequest) -> JournalEntry:
+        """Plan and append the revert of one op."""
+        return self._write(lambda txn: apply_undo(txn, request))
+
+    async def claim(self, key: str, scope: Scope, *, create: bool = True) -> bool:
+        """Bind `key` to `scope`; True when `scope` owns it."""
+
+        def run(txn: _Txn) -> bool:
+            if not create and txn.key_scope(key) is None:
+                return False
+            claim_key(txn, key, scope, utcnow(), what=key.split(":", 1)[0])
+            return True
+
+        return self._write(run)
+
+    async def read(self, *, after: int = 0, limit: int | None = None) -> list[JournalEntry]:
+        """Entries with `seq > after`, in order."""
+        found = self._state.entries[after:]
+        return found[:limit] if limit else found
+
+    async def entry(self, op_id: UUID) -> JournalEntry | None:
+        """The entry of one op."""
+        return self._state.by_op.get(op_id)
+
+    async def entries_for(self, record_id: UUID) -> list[JournalEntry]:
+        """Every entry that touched a record, in order."""
+        return _Txn(self._state).entries_for(record_id)
+
+    async def records(
+        self,
+        *,
+        scope: Scope,
+        record_ids: Sequence[UUID] | None = None,
+        kinds: Sequence[MemoryKind] | None = None,
+        text_hash: str | None = None,
+        as_of: datetime | None = None,
+        all_versions: bool = False,
+    ) -> list[MemoryRecord]:
+        """Record versions inside `scope`: current ones, those valid at `as_of`, or all."""
+        ids = set(record_ids) if record_ids is not None else None
+
+        def keep(r: MemoryRecord) -> bool:
+            if as_of is not None:
+                at = micros(as_of)
+                alive = micros(r.valid_from) <= at and (r.valid_to is None or at < micros(r.valid_to))
+            else:
+                alive = all_versions or r.is_current
+            return (alive and scope.contains(r.scope) and (ids is None or r.id in ids)
+                    and (not kinds or r.kind in kinds) and (text_hash is None or r.hash == text_hash))  # fmt: skip
+
+        found = [r for r in self._state.versions.values() if keep(r)]
+        return sorted(found, key=lambda r: (micros(r.created_at), str(r.id), r.version))
+
+    async def cursor(self, name: str) -> int:
+        """The last `seq` the derived index `name` has applied (0 if none)."""
+        return self._cursors.get(name, 0)
+
+    async def advance(self, name: str, seq: int) -> None:
+        """Record that the derived index `name` has applied everything up to `seq`."""
+        self._cursors[name] = seq
+
+    async def last_seq(self) -> int:
+        """The `seq` of the newest entry (0 when empty)."""
+        return len(self._state.entries)
+
+    async def counts(self) -> tuple[int, int]:
+        """How many versions the journal holds, and how many of them are current."""
+        return len(self._state.versions), len(self._state.open)
+
+    @asynccontextmanager
+    async def projection_lock(self, name: str) -> AsyncGenerator[None]:
+        """Exclusive within this process (the only one that sees this journal)."""
+        async with self._projection_locks.setdefault(name, asyncio.Lock()):
+            yield
+
+    async def unreadable(self) -> list[Unreadable]:
+        """Nothing: entries are held as parsed objects."""
+        return []

@@ -1,0 +1,143 @@
+"""`PostgresJournal`: the journal in PostgreSQL, shared by worker processes on any machine.
+
+Same schema and queries as the SQLite journal (`hivegraph.memory.journal_sql`).
+Writers are serialised by a transaction-level advisory lock taken first in
+every write transaction, so planning sees every earlier commit and sequence
+numbers follow commit order. Projections catch up under a session-level
+advisory lock per projection. Connections come from a `psycopg_pool` pool;
+each call runs in a worker thread. Every statement has the server-side
+`statement_timeout`, and a lock wait or serialisation failure is retried a
+bounded number of times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Self, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from hivegraph.config import HivegraphSettings, PostgresSettings
+from hivegraph.errors import BackendUnavailableError, MemoryStoreError
+from hivegraph.memory.journal_sql import SqlConn, SqlJournal
+from hivegraph.postgres import connection_kwargs, first_line, postgres_address
+
+R = TypeVar("R")
+LOCK_NAMESPACE = 0x68670001
+"""First key of hivegraph's advisory locks (the second is 0 for writes, a hash of the name for projections)."""
+RETRIES = 5
+_RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.LockNotAvailable,
+              pg_errors.QueryCanceled)  # fmt: skip
+
+
+class _Conn(SqlConn):
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.conn.cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), tuple(args))  # pyright: ignore[reportArgumentType, reportCallIssue]
+            return list(cur.fetchall()) if cur.description is not None else []
+
+    def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        with self.conn.cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), tuple(args))  # pyright: ignore[reportArgumentType, reportCallIssue]
+            return cur.rowcount
+
+
+class PostgresJournal(SqlJournal):
+    """The journal in a PostgreSQL database."""
+
+    name = "postgres"
+
+    def __init__(self, postgres: PostgresSettings, *, field: str = "journal.postgres.dsn") -> None:
+        """Connect (waiting at most `connect_timeout_s`) and create the schema if missing.
+
+        Raises:
+            BackendUnavailableError: the server cannot be reached.
+            ConfigError: the DSN is not a valid connection string.
+            JournalSchemaError: the journal was written by a newer hivegraph.
+
+        """
+        self.where = postgres_address(postgres, field=field)
+        kwargs = connection_kwargs(postgres, dict_rows=False)
+        conninfo = postgres.dsn.get_secret_value()
+        self._timeout_s = postgres.connect_timeout_s + postgres.statement_timeout_s
+        try:
+            psycopg.connect(conninfo, **kwargs).close()  # fails at once, with libpq's reason
+        except psycopg.OperationalError as exc:
+            raise BackendUnavailableError("postgres", f"cannot connect to {self.where}: {first_line(exc)}") from exc
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            conninfo, kwargs=kwargs, min_size=postgres.pool_min, max_size=postgres.pool_max, open=False
+        )
+        try:
+            self._pool.open(wait=True, timeout=postgres.connect_timeout_s)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise BackendUnavailableError("postgres", f"no connection to {self.where} in time") from exc
+        self._projection_locks: dict[str, asyncio.Lock] = {}
+        try:
+            self._sync(self._create_schema, write=True)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    @classmethod
+    def from_settings(cls, settings: HivegraphSettings) -> Self:
+        """The journal in the database of `journal.postgres.dsn`."""
+        return cls(settings.journal.postgres)
+
+    async def _read(self, fn: Callable[[SqlConn], R]) -> R:
+        return await asyncio.to_thread(self._sync, fn, write=False)
+
+    async def _write(self, fn: Callable[[SqlConn], R]) -> R:
+        return await asyncio.to_thread(self._sync, fn, write=True)
+
+    def _sync(self, fn: Callable[[SqlConn], R], *, write: bool) -> R:
+        for attempt in range(RETRIES + 1):
+            try:
+                return self._once(fn, write)
+            except _RETRYABLE as exc:
+                if attempt == RETRIES:
+                    raise MemoryStoreError(
+                        f"postgres journal at {self.where}: busy, gave up: {first_line(exc)}"
+                    ) from exc
+                time.sleep(0.05 * 2**attempt)
+            except (psycopg.OperationalError, PoolTimeout) as exc:
+                raise BackendUnavailableError("postgres", f"{self.where}: {first_line(exc)}") from exc
+            except psycopg.Error as exc:
+                raise MemoryStoreError(f"postgres journal at {self.where} failed: {first_line(exc)}") from exc
+        raise AssertionError("unreachable")
+
+    def _once(self, fn: Callable[[SqlConn], R], write: bool) -> R:
+        with self._pool.connection(timeout=self._timeout_s) as conn:
+            if not write:
+                return fn(_Conn(conn))
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (LOCK_NAMESPACE,))
+                return fn(_Conn(conn))
+
+    @asynccontextmanager
+    async def projection_lock(self, name: str) -> AsyncGenerator[None]:
+        """Exclusive across every process (a session advisory lock) while projection `name` catches up."""
+        key = zlib.crc32(name.encode()) & 0x7FFFFFFF or 1
+        async with self._projection_locks.setdefault(name, asyncio.Lock()):
+            conn = await asyncio.to_thread(self._pool.getconn, self._timeout_s)
+            try:
+                await asyncio.to_thread(conn.execute, "SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, key))
+                try:
+                    yield
+                finally:
+                    await asyncio.to_thread(conn.execute, "SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, key))
+            finally:
+                await asyncio.to_thread(self._pool.putconn, conn)
+
+    async def aclose(self) -> None:
+        """Close the pool."""
+        await asyncio.to_thread(self._pool.close)
