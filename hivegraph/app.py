@@ -17,7 +17,7 @@ from hivegraph.agents.base import Agent
 from hivegraph.agents.distiller import LearnResult, ProcedureDistiller
 from hivegraph.agents.manager import MemoryManager
 from hivegraph.config import HivegraphSettings, load_settings
-from hivegraph.errors import ConfigError
+from hivegraph.errors import ConfigError, GraphError
 from hivegraph.graphs.context import TeamContext
 from hivegraph.graphs.patterns import pipeline
 from hivegraph.graphs.state import RecalledState, TeamState, TurnState, WrittenState
@@ -55,8 +55,14 @@ class Team:
     scope: Scope
 
     async def run(self, task: str, *, run_id: str | None = None) -> TeamRun:
-        """Run the team on `task`; the run is checkpointed under `run_id`."""
+        """Run the team on `task`; the run is checkpointed under `run_id`, which becomes this scope's.
+
+        Raises:
+            KeyScopeError: `run_id` was used by another scope (which one is not said).
+
+        """
         run_id = run_id or uuid.uuid4().hex
+        await self.app.store.claim_run(run_id, scope=self.scope)
         return await self._invoke({"task": task, "turns": []}, run_id)
 
     async def learn(self, run: TeamRun, *, success: bool) -> LearnResult:
@@ -69,7 +75,15 @@ class Team:
         )  # fmt: skip
 
     async def resume(self, run_id: str) -> TeamRun:
-        """Continue a checkpointed run from where it stopped."""
+        """Continue a checkpointed run of this scope from where it stopped.
+
+        Raises:
+            KeyScopeError: the run belongs to another scope (which one is not said).
+            GraphError: this scope has no run with that id.
+
+        """
+        if not await self.app.store.claim_run(run_id, scope=self.scope, create=False):
+            raise GraphError(f"no run {run_id!r} in scope {self.scope} to resume")
         return await self._invoke(None, run_id)
 
     async def _invoke(self, payload: TeamState | None, run_id: str) -> TeamRun:

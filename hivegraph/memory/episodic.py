@@ -38,7 +38,7 @@ from hivegraph.memory.codec import META_PREFIX, from_item, scope_filter
 from hivegraph.memory.retrieval import Boost, HybridRetriever, Retrieval, timestamp
 from hivegraph.memory.store import MemoryStore
 from hivegraph.memory.stores.base import Filter
-from hivegraph.memory.types import AddOp, MemoryOp, MemoryRecord, Scalar, Scope, Source
+from hivegraph.memory.types import AddOp, MemoryOp, MemoryRecord, Metadata, Scalar, Scope, Source, Text
 from hivegraph.memory.validation import check_text
 
 KIND = "episodic"
@@ -55,14 +55,14 @@ class Turn(BaseModel):
     """One turn of a conversation (or any event), as it is recorded."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    speaker: str = Field(min_length=1)
-    text: str
+    speaker: Text = Field(min_length=1)
+    text: Text
     occurred_at: AwareDatetime
     """When it happened (timezone-aware)."""
     turn: int | None = Field(default=None, ge=0)
     """Index in its session; None continues after the session's last recorded turn."""
-    metadata: dict[str, Scalar] = Field(default_factory=dict[str, Scalar])
-    """Extra metadata; the episodic keys (`speaker`, `session_id`, ...) take precedence."""
+    metadata: Metadata = Field(default_factory=dict[str, Scalar])
+    """Extra metadata (finite scalars, checked); the episodic keys (`speaker`, `session_id`, ...) take precedence."""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import Any, Self, TypeVar
 
 from hivegraph.config import HivegraphSettings
 from hivegraph.errors import BackendUnavailableError, MemoryStoreError
+from hivegraph.memory.journal_migrate import migrate_v1, needs_v1_migration
 from hivegraph.memory.journal_sql import SqlConn, SqlJournal
 
 R = TypeVar("R")
@@ -66,21 +67,28 @@ class SqliteJournal(SqlJournal):
             raise BackendUnavailableError(f"sqlite journal {self.path}", str(exc)) from exc
         self._lock = threading.Lock()
         self._projection_locks: dict[str, asyncio.Lock] = {}
-        self._sync_write(self._create_schema)
+        try:
+            self._sync(self._create_schema, write=True)
+        except BaseException:
+            self._db.close()
+            raise
 
     @classmethod
     def from_settings(cls, settings: HivegraphSettings) -> Self:
         """The journal at `journal.sqlite.path` (default `<data_dir>/journal.sqlite`)."""
         return cls(settings.resolve(settings.journal.sqlite.path, "journal.sqlite"))
 
+    def _create_schema(self, conn: SqlConn) -> None:
+        """Create the tables, then migrate a schema-1 journal found in the same file."""
+        super()._create_schema(conn)
+        if needs_v1_migration(conn):
+            migrate_v1(conn)
+
     async def _read(self, fn: Callable[[SqlConn], R]) -> R:
         return await asyncio.to_thread(self._sync, fn, write=False)
 
     async def _write(self, fn: Callable[[SqlConn], R]) -> R:
         return await asyncio.to_thread(self._sync, fn, write=True)
-
-    def _sync_write(self, fn: Callable[[SqlConn], R]) -> R:
-        return self._sync(fn, write=True)
 
     def _sync(self, fn: Callable[[SqlConn], R], *, write: bool) -> R:
         for attempt in range(BUSY_RETRIES + 1):

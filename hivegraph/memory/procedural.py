@@ -7,7 +7,10 @@ abstraction, the model that distilled it, and its success and failure counts.
 Everything is plain text, so a procedure distilled by one model can be shown
 to any other.
 
-Each use is recorded with `record_outcome`, a journaled UPDATE of the counts.
+Each use is recorded with `record_outcome`, a journaled UPDATE of the counts
+that expects the version it read: writers in other processes (or other
+`ProceduralMemory` objects) that count at the same time make it re-read and
+retry, so no count is lost.
 When a procedure has been used at least `min_uses` times and its success rate
 is below `deprecate_below`, it is deprecated: the outcome's UPDATE also sets
 the metadata key `deprecated` to the reason (so the reason is on the final
@@ -21,7 +24,6 @@ distils trajectories into `Procedure`s and hands them here.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +41,8 @@ KIND = "procedural"
 MAX_STEPS = 12
 MAX_STEP_CHARS = 240
 MAX_SCRIPT_CHARS = 1200
+MAX_OUTCOME_ATTEMPTS = 16
+"""How many times `record_outcome` re-reads and retries when other writers keep changing the procedure."""
 DEPRECATED_KEY = "deprecated"
 """Metadata key holding the deprecation reason on a procedure's final version ("" while it is live)."""
 
@@ -156,7 +160,6 @@ class ProceduralMemory:
         self.store = store
         self.min_uses = min_uses
         self.deprecate_below = deprecate_below
-        self._outcome_lock = asyncio.Lock()
 
     async def add(
         self, procedure: Procedure, *, scope: Scope, actor: str, source: Source | None = None
@@ -205,25 +208,46 @@ class ProceduralMemory:
     ) -> OutcomeResult:
         """Count one use of a procedure, and deprecate it if it now fails too often.
 
+        The counts are updated optimistically: the UPDATE expects the version
+        that was read, and is re-read and retried when another writer (another
+        process, another `ProceduralMemory`) got there first, so no count is
+        lost. The deprecating DELETE expects the version the UPDATE opened; if
+        another writer has moved the procedure on meanwhile, it is left to that
+        writer, which judged newer counts.
+
         Raises:
             RecordNotFoundError: no current procedure with this id inside `scope`.
-            MemoryStoreError: the store refused the update.
+            MemoryStoreError: the store refused the update, or it kept conflicting
+                after `MAX_OUTCOME_ATTEMPTS` attempts.
 
         """
-        async with self._outcome_lock:  # read-modify-write of the counts
+        for _ in range(MAX_OUTCOME_ATTEMPTS):
             record = await self._current(record_id, scope=scope)
-            old = Procedure.from_record(record)
-            new = old.model_copy(
-                update={"successes": old.successes + int(success), "failures": old.failures + int(not success)}
-            )
-            reason = self.deprecation_reason(new)
-            metadata: dict[str, Scalar] = {"successes": new.successes, "failures": new.failures, DEPRECATED_KEY: reason}
-            update = await self._apply_one(UpdateOp(record_id=record_id, text=record.text, metadata=metadata),
-                                           scope=scope, actor=actor, source=source)  # fmt: skip
+            op, reason = self._count(record, success=success)
+            update = await self._apply_one(op, scope=scope, actor=actor, source=source)
+            if update is None:
+                continue
             if not reason:
                 return OutcomeResult(update=update)
-            closed = await self._apply_one(DeleteOp(record_id=record_id), scope=scope, actor=actor, source=source)
+            assert update.after is not None
+            delete = DeleteOp(record_id=record_id, expected_version=update.after.version)
+            closed = await self._apply_one(delete, scope=scope, actor=actor, source=source)
             return OutcomeResult(update=update, deprecation=closed)
+        raise MemoryStoreError(
+            f"outcome of procedure {record_id} not recorded: other writers kept changing it "
+            f"({MAX_OUTCOME_ATTEMPTS} attempts conflicted)"
+        )
+
+    def _count(self, record: MemoryRecord, *, success: bool) -> tuple[UpdateOp, str]:
+        """The UPDATE that counts one more use of `record` (expecting its version), and the deprecation reason."""
+        old = Procedure.from_record(record)
+        new = old.model_copy(
+            update={"successes": old.successes + int(success), "failures": old.failures + int(not success)}
+        )
+        reason = self.deprecation_reason(new)
+        metadata: dict[str, Scalar] = {"successes": new.successes, "failures": new.failures, DEPRECATED_KEY: reason}
+        op = UpdateOp(record_id=record.id, text=record.text, metadata=metadata, expected_version=record.version)
+        return op, reason
 
     def deprecation_reason(self, procedure: Procedure) -> str:
         """Why `procedure` should be deprecated under this policy, or "" if it should be kept."""
@@ -243,11 +267,20 @@ class ProceduralMemory:
 
     async def _apply_one(
         self, op: UpdateOp | DeleteOp, *, scope: Scope, actor: str, source: Source | None
-    ) -> JournalEntry:
+    ) -> JournalEntry | None:
+        """The entry of `op`, or None when it was refused as a conflict (the record moved on since it was read).
+
+        Raises:
+            MemoryStoreError: the store refused it for another reason.
+
+        """
         result = await self.store.apply([op], scope=scope, actor=actor, source=source)
-        if result.refused:
-            raise MemoryStoreError(f"{op.event} of procedure {op.record_id} refused: {result.refused[0].reason}")
-        return result.applied[0]
+        if not result.refused:
+            return result.applied[0]
+        refusal = result.refused[0]
+        if refusal.code == "conflict":
+            return None
+        raise MemoryStoreError(f"{op.event} of procedure {op.record_id} refused: {refusal.reason}")
 
 
 def render(procedure: Procedure, *, with_record: bool = True) -> str:
