@@ -154,7 +154,7 @@ class EpisodicMemory:
         """The turns in `scope` that best match `query`, within the event-time range and token budget.
 
         Raises:
-            ValueError: `since` or `until` is naive.
+            InvalidInputError: `since` or `until` is naive.
 
         """
         text, boosts = self.read_query(query, scope=scope)
@@ -186,7 +186,7 @@ class EpisodicMemory:
         """The events in `scope` that happened in [since, until], in time order.
 
         Raises:
-            ValueError: `since` or `until` is naive.
+            InvalidInputError: `since` or `until` is naive.
 
         """
         where = self.retriever.filter(scope, kinds=(KIND,), since=since, until=until)
@@ -198,6 +198,7 @@ class EpisodicMemory:
         return sorted(await self._events(where), key=lambda e: (e.turn, e.occurred_at, e.record.id))
 
     async def _events(self, where: Filter) -> list[Event]:
+        await self.store.catch_up()
         items = await self.store.index.get(where=where)
         return [event for item in items if (event := _event(from_item(item))) is not None]
 

@@ -40,6 +40,7 @@ from hivegraph.memory.keyword import KeywordIndex
 from hivegraph.memory.store import MemoryStore
 from hivegraph.memory.stores.base import Filter, Hit, IndexItem, matches
 from hivegraph.memory.types import MemoryKind, MemoryRecord, Scalar, Scope
+from hivegraph.memory.validation import aware
 from hivegraph.models.tokens import TokenCounter, pack
 
 KEYWORD = "keyword"
@@ -248,12 +249,14 @@ class HybridRetriever:
             boosts: Score multipliers for candidates matching a filter.
 
         Raises:
-            ValueError: `since` or `until` is naive, or `k` or `token_budget` is negative.
+            InvalidInputError: `since` or `until` is naive.
+            ValueError: `k` or `token_budget` is negative.
 
         """
         if k < 0 or (token_budget is not None and token_budget < 0):
             raise ValueError(f"k and token_budget must be >= 0, got {k} and {token_budget}")
         where = self.filter(scope, kinds=kinds, since=since, until=until)
+        await self.store.catch_up()  # other writers' journaled ops (other processes too) are read
         size = self.settings.candidates
         vector_hits, keyword_hits = await asyncio.gather(
             self.store.index.query(query, k=size, where=where), self.keyword.query(query, k=size, where=where)
@@ -276,14 +279,14 @@ class HybridRetriever:
         """The index filter for current records in `scope`, of `kinds`, with event time in [since, until].
 
         Raises:
-            ValueError: `since` or `until` is naive.
+            InvalidInputError: `since` or `until` is naive.
 
         """
         time: dict[str, float] = {}
         if since is not None:
-            time["$gte"] = timestamp(since)
+            time["$gte"] = timestamp(since, "since")
         if until is not None:
-            time["$lte"] = timestamp(until)
+            time["$lte"] = timestamp(until, "until")
         extra: dict[str, Any] = {self.settings.time_key: time} if time else {}
         return scope_filter(scope, kinds=tuple(kinds) if kinds else None, extra=extra)
 
@@ -334,13 +337,11 @@ class HybridRetriever:
         return Block(record=from_item(items[item_id]), score=score, ranks=ranks, tokens=tokens, neighbour=not direct)
 
 
-def timestamp(moment: datetime) -> float:
+def timestamp(moment: datetime, field: str = "datetime") -> float:
     """The POSIX timestamp of a timezone-aware datetime.
 
     Raises:
-        ValueError: `moment` is naive.
+        InvalidInputError: `moment` is naive (refused everywhere, never guessed).
 
     """
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"datetime {moment.isoformat()} has no timezone; pass an aware datetime")
-    return moment.timestamp()
+    return aware(moment, field).timestamp()

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hivegraph.errors import ConfigError
+from hivegraph.errors import ConfigError, InvalidInputError
 from hivegraph.memory.codec import scope_filter
 from hivegraph.memory.keyword import KeywordIndex
 from hivegraph.memory.retrieval import Boost, HybridRetriever, RetrievalSettings
@@ -148,7 +148,7 @@ async def test_time_filters_apply_to_the_event_time() -> None:
     assert [b.text for b in result.blocks] == ["Ada: went to the lake again"]
     before = await retriever.retrieve("lake", scope=ADA, k=10, until=T0 + timedelta(days=1))
     assert [b.text for b in before.blocks] == ["Ada: went to the lake"]
-    with pytest.raises(ValueError, match="timezone"):
+    with pytest.raises(InvalidInputError, match="timezone"):
         await retriever.retrieve("lake", scope=ADA, since=datetime(2030, 1, 1))
 
 
