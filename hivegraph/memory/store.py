@@ -98,7 +98,7 @@ class MemoryStore:
         for projection in self.projections:
             if projection.persistent and not await self._counts_agree(projection):
                 log.warning("projection %s disagrees with the journal; repairing it", projection.name)
-                await self.verify(repair=True, only=projection.name)
+                await self.verify(repair=True, only=projection.name, remove_extra=False)
         return self
 
     async def _counts_agree(self, projection: Projection) -> bool:
@@ -129,15 +129,25 @@ class MemoryStore:
                 await self._advance(projection, 0)
         return await self.catch_up()
 
-    async def verify(self, *, repair: bool = False, only: str | None = None) -> VerifyReport:
-        """Compare the journal's versions with every projection (or `only` one); `repair` re-derives what differs."""
+    async def verify(self, *, repair: bool = False, only: str | None = None, remove_extra: bool = True) -> VerifyReport:
+        """Compare the journal's versions with every projection (or `only` one); `repair` re-derives what differs.
+
+        Args:
+            repair: Write what is missing or stale, and (with `remove_extra`) drop what the journal does not hold.
+            only: The name of the one projection to check.
+            remove_extra: Whether a repair drops items the journal does not hold (an index shared by mistake
+                with another journal holds that journal's items: `open` keeps them and only reports them).
+
+        """
         report = VerifyReport(unreadable=await self.journal.unreadable())
         versions = await self.journal.records(scope=Scope(), all_versions=True)
         for projection in self.projections:
             if only is not None and projection.name != only:
                 continue
             async with self._projection_lock(projection):
-                report.divergences += await verify_projection(projection, versions, repair=repair)
+                report.divergences += await verify_projection(
+                    projection, versions, repair=repair, remove_extra=remove_extra
+                )
         report.repaired = repair
         return report
 

@@ -46,7 +46,7 @@ class VerifyReport:
 
 
 async def verify_projection(
-    projection: Projection, versions: Sequence[MemoryRecord], *, repair: bool
+    projection: Projection, versions: Sequence[MemoryRecord], *, repair: bool, remove_extra: bool = True
 ) -> list[Divergence]:
     """The divergences of `projection` from the journal's `versions`; with `repair`, write the difference."""
     expected = {v.version_id: fp for v in versions if (fp := projection.fingerprint(v)) is not None}
@@ -61,5 +61,6 @@ async def verify_projection(
     if repair and divergences:
         by_id = {v.version_id: v for v in versions}
         write = [by_id[d.version_id] for d in divergences if d.kind != "extra"]
-        await projection.repair(write, [d.version_id for d in divergences if d.kind == "extra"])
+        extra = [d.version_id for d in divergences if d.kind == "extra"] if remove_extra else []
+        await projection.repair(write, extra)
     return divergences
