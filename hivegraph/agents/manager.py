@@ -4,15 +4,20 @@ For a batch of messages it extracts candidate facts (one structured call),
 short-circuits exact duplicates by hash, fetches the nearest current memories
 of each remaining candidate inside the scope, and asks the model for one
 decision over the batch. Existing memories are shown with small integer
-aliases; the reply is validated against them, so an invented id is rejected
-and retried, never applied. After the allowed retries the error is raised and
-nothing changes.
+aliases; the reply is parsed strictly and validated against them, so an
+invented id (or `true`, `"0"`, `1.0` for an id) is rejected and retried, never
+applied. After the allowed retries the error is raised and nothing changes.
+
+Each UPDATE and DELETE expects the version of the record the model was shown.
+If another writer changes that record before the ops are applied, the op is
+refused as a conflict (reported in `ManagerResult.refused`), never applied
+over the newer version.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 from uuid import UUID
@@ -38,26 +43,31 @@ from hivegraph.models.base import ChatModel, Message, system, user
 FactText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
 
 
+_REPLY_CONFIG = ConfigDict(extra="forbid", strict=True)
+"""Model replies are parsed strictly: `true`, `"0"` or `1.0` is not an id, and is retried, never coerced."""
+
+
 class ExtractedFacts(BaseModel):
     """The extraction reply."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _REPLY_CONFIG
     facts: list[FactText] = Field(max_length=16)
 
 
 class OpChoice(BaseModel):
     """One decision as the model writes it: ids are the aliases it was shown."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _REPLY_CONFIG
     event: Literal["ADD", "UPDATE", "DELETE", "NOOP"]
     id: int | None = Field(ge=0, le=999)
+    """The alias of a shown memory (a JSON integer; booleans, strings and floats are refused)."""
     text: FactText
 
 
 class Decision(BaseModel):
     """The decision reply for one batch of candidate facts."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _REPLY_CONFIG
     ops: list[OpChoice] = Field(max_length=32)
 
 
@@ -69,6 +79,7 @@ class ManagerResult:
     ops: list[MemoryOp] = field(default_factory=list[MemoryOp])
     applied: list[JournalEntry] = field(default_factory=list[JournalEntry])
     refused: list[RefusedOp] = field(default_factory=list[RefusedOp])
+    """Ops the store did not apply; code `conflict` when another writer changed the record after it was shown."""
     model_calls: int = 0
 
 
@@ -155,8 +166,8 @@ class MemoryManager:
         return ops + [op for group_ops in decided for op in group_ops], len(contested)
 
     async def _decide_group(self, facts: Sequence[str], existing: Sequence[MemoryRecord]) -> list[MemoryOp]:
-        aliases = {alias: record.id for alias, record in enumerate(existing)}
-        shown = [(alias, record.text) for alias, record in enumerate(existing)]
+        aliases = dict(enumerate(existing))
+        shown = [(alias, record.text) for alias, record in aliases.items()]
         prompt = [system(DECIDE_OPS), user(render_decision_request(shown, list(facts)))]
         reply = await self.model.structured(
             prompt, Decision, max_retries=self.max_retries, validate=lambda d: _check_aliases(d, aliases)
@@ -189,7 +200,7 @@ def independent_groups(
     return [(fs, list(rs.values())) for fs, rs in groups if fs]
 
 
-def _check_aliases(decision: Decision, aliases: dict[int, UUID]) -> Decision:
+def _check_aliases(decision: Decision, aliases: Mapping[int, MemoryRecord]) -> Decision:
     problems: list[str] = []
     for n, choice in enumerate(decision.ops):
         if choice.event in ("UPDATE", "DELETE") and choice.id is None:
@@ -204,16 +215,21 @@ def _check_aliases(decision: Decision, aliases: dict[int, UUID]) -> Decision:
     return decision
 
 
-def _to_op(choice: OpChoice, aliases: dict[int, UUID]) -> MemoryOp:
-    record_id = aliases[choice.id] if choice.id is not None else None
+def _to_op(choice: OpChoice, aliases: Mapping[int, MemoryRecord]) -> MemoryOp:
+    """The op a checked choice stands for; UPDATE and DELETE expect the version that was shown.
+
+    If another writer changes the record between the read and the apply, the
+    op is refused as a conflict instead of overwriting the newer version.
+    """
+    shown = aliases[choice.id] if choice.id is not None else None
     match choice.event:
         case "ADD":
             return AddOp(text=choice.text)
         case "UPDATE":
-            assert record_id is not None
-            return UpdateOp(record_id=record_id, text=choice.text)
+            assert shown is not None
+            return UpdateOp(record_id=shown.id, text=choice.text, expected_version=shown.version)
         case "DELETE":
-            assert record_id is not None
-            return DeleteOp(record_id=record_id)
+            assert shown is not None
+            return DeleteOp(record_id=shown.id, expected_version=shown.version)
         case "NOOP":
-            return NoopOp(record_id=record_id)
+            return NoopOp(record_id=shown.id if shown is not None else None)

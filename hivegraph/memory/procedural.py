@@ -24,7 +24,9 @@ distils trajectories into `Procedure`s and hands them here.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
@@ -43,6 +45,9 @@ MAX_STEP_CHARS = 240
 MAX_SCRIPT_CHARS = 1200
 MAX_OUTCOME_ATTEMPTS = 16
 """How many times `record_outcome` re-reads and retries when other writers keep changing the procedure."""
+BACKOFF_BASE_S = 0.001
+BACKOFF_CAP_S = 0.05
+"""Between attempts `record_outcome` waits up to `BACKOFF_BASE_S * 2**attempt` seconds (at most the cap)."""
 DEPRECATED_KEY = "deprecated"
 """Metadata key holding the deprecation reason on a procedure's final version ("" while it is live)."""
 
@@ -209,9 +214,9 @@ class ProceduralMemory:
         """Count one use of a procedure, and deprecate it if it now fails too often.
 
         The counts are updated optimistically: the UPDATE expects the version
-        that was read, and is re-read and retried when another writer (another
-        process, another `ProceduralMemory`) got there first, so no count is
-        lost. The deprecating DELETE expects the version the UPDATE opened; if
+        that was read, and is re-read and retried (after a short random wait)
+        when another writer (another process, another `ProceduralMemory`) got
+        there first, so no count is lost. The deprecating DELETE expects the version the UPDATE opened; if
         another writer has moved the procedure on meanwhile, it is left to that
         writer, which judged newer counts.
 
@@ -221,11 +226,12 @@ class ProceduralMemory:
                 after `MAX_OUTCOME_ATTEMPTS` attempts.
 
         """
-        for _ in range(MAX_OUTCOME_ATTEMPTS):
+        for attempt in range(MAX_OUTCOME_ATTEMPTS):
             record = await self._current(record_id, scope=scope)
             op, reason = self._count(record, success=success)
             update = await self._apply_one(op, scope=scope, actor=actor, source=source)
             if update is None:
+                await _back_off(attempt)
                 continue
             if not reason:
                 return OutcomeResult(update=update)
@@ -281,6 +287,11 @@ class ProceduralMemory:
         if refusal.code == "conflict":
             return None
         raise MemoryStoreError(f"{op.event} of procedure {op.record_id} refused: {refusal.reason}")
+
+
+async def _back_off(attempt: int) -> None:
+    """Wait a random time, growing with `attempt`, so writers that collided do not collide again in step."""
+    await asyncio.sleep(random.uniform(0.0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)))
 
 
 def render(procedure: Procedure, *, with_record: bool = True) -> str:

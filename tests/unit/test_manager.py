@@ -41,7 +41,7 @@ async def test_aliases_are_mapped_back_to_record_ids(memory_store: MemoryStore) 
     await memory_store.add("Ada prefers black tea", scope=ADA)
     model = ScriptedModel([facts("Ada lives in Porto"), decision(("UPDATE", 0, "Ada lives in Porto"))])
     result = await MemoryManager(model, memory_store, neighbours=1).consolidate(CHAT, scope=ADA)
-    assert result.ops == [UpdateOp(record_id=lisbon.id, text="Ada lives in Porto")]
+    assert result.ops == [UpdateOp(record_id=lisbon.id, text="Ada lives in Porto", expected_version=1)]
     prompt = model.requests[1].messages[-1].content
     assert "[0] Ada lives in Lisbon" in prompt and str(lisbon.id) not in prompt
     assert await current_texts(memory_store) == ["Ada lives in Porto", "Ada prefers black tea"]
@@ -56,7 +56,7 @@ async def test_hallucinated_id_is_retried_with_feedback(memory_store: MemoryStor
          decision(("UPDATE", 0, "Ada lives in Porto"))]
     )  # fmt: skip
     result = await MemoryManager(model, memory_store).consolidate(CHAT, scope=ADA)
-    assert result.ops == [UpdateOp(record_id=lisbon.id, text="Ada lives in Porto")]
+    assert result.ops == [UpdateOp(record_id=lisbon.id, text="Ada lives in Porto", expected_version=1)]
     feedback = model.requests[2].messages[-1].content
     assert "id 7" in feedback and "not one of the listed memories" in feedback
 
@@ -82,6 +82,65 @@ async def test_invalid_decision_raises_after_retries_and_changes_nothing(
     assert len(info.value.errors) == 3
     assert len(model.requests) == 4
     assert await current_texts(memory_store) == ["Ada lives in Lisbon"]
+
+
+def update_with_id(raw_id: object, text: str) -> str:
+    """An UPDATE decision whose id is any JSON value, not only an integer alias."""
+    return json.dumps({"ops": [{"event": "UPDATE", "id": raw_id, "text": text}]})
+
+
+LAX_IDS = [pytest.param(True, id="boolean"), pytest.param("0", id="string"), pytest.param(1.0, id="float")]
+"""Ids a lax parser would coerce to a listed alias (true and 1.0 to 1, "0" to 0)."""
+
+
+async def two_memories(store: MemoryStore) -> tuple[MemoryRecord, MemoryRecord]:
+    """Lisbon (alias 0 for a fact about Porto) and black tea (alias 1), so every coerced id names a real memory."""
+    return await store.add("Ada lives in Lisbon", scope=ADA), await store.add("Ada prefers black tea", scope=ADA)
+
+
+@pytest.mark.parametrize("raw_id", LAX_IDS)
+async def test_an_id_that_is_not_a_json_integer_is_retried_not_coerced(
+    memory_store: MemoryStore, raw_id: object
+) -> None:
+    lisbon, _ = await two_memories(memory_store)
+    model = ScriptedModel(
+        [facts("Ada lives in Porto"), update_with_id(raw_id, "Ada prefers green tea"),
+         decision(("UPDATE", 0, "Ada lives in Porto"))]
+    )  # fmt: skip
+    result = await MemoryManager(model, memory_store).consolidate(CHAT, scope=ADA)
+    shown = model.requests[1].messages[-1].content
+    assert "[0] Ada lives in Lisbon" in shown and "[1] Ada prefers black tea" in shown
+    assert "valid integer" in model.requests[2].messages[-1].content
+    assert result.ops == [UpdateOp(record_id=lisbon.id, text="Ada lives in Porto", expected_version=1)]
+    assert await current_texts(memory_store) == ["Ada lives in Porto", "Ada prefers black tea"]
+
+
+@pytest.mark.parametrize("raw_id", LAX_IDS)
+async def test_ids_that_are_never_json_integers_raise_and_change_nothing(
+    memory_store: MemoryStore, raw_id: object
+) -> None:
+    await two_memories(memory_store)
+    bad_reply = update_with_id(raw_id, "Ada prefers green tea")
+    model = ScriptedModel([facts("Ada lives in Porto")] + [bad_reply] * 3, max_retries=2)
+    with pytest.raises(UnexpectedModelOutput) as info:
+        await MemoryManager(model, memory_store).consolidate(CHAT, scope=ADA)
+    assert info.value.body == bad_reply and len(info.value.errors) == 3 and len(model.requests) == 4
+    assert await current_texts(memory_store) == ["Ada lives in Lisbon", "Ada prefers black tea"]
+    assert [e.op.event for e in await memory_store.journal.read()] == ["ADD", "ADD"]
+
+
+async def test_the_decision_schema_asks_for_an_integer_alias(memory_store: MemoryStore) -> None:
+    await memory_store.add("Ada lives in Lisbon", scope=ADA)
+    model = ScriptedModel([facts("Ada lives in Porto"), decision(("NOOP", 0, ""))])
+    await MemoryManager(model, memory_store).consolidate(CHAT, scope=ADA)
+    schema = model.requests[1].output_schema
+    assert schema is not None and schema.strict
+    op_choice = schema.json_schema["$defs"]["OpChoice"]
+    assert op_choice["properties"]["id"] == {
+        "anyOf": [{"maximum": 999, "minimum": 0, "type": "integer"}, {"type": "null"}],
+        "title": "Id",
+    }
+    assert op_choice["required"] == ["event", "id", "text"] and op_choice["additionalProperties"] is False
 
 
 @pytest.mark.parametrize("bad_reply", ["", "not json", '{"facts": "one"}', '{"facts": ["' + "x" * 400 + '"]}'])
@@ -148,8 +207,8 @@ async def test_independent_candidates_are_decided_concurrently_in_one_journal_ba
     assert "Lisbon" in shown[0] and "violin" not in shown[0]
     assert "violin" in shown[1] and "Lisbon" not in shown[1]
     assert sorted(map(str, result.ops)) == sorted(
-        map(str, [UpdateOp(record_id=lisbon.id, text="Ada lives in Porto"),
-                  UpdateOp(record_id=violin.id, text="Ada plays the cello")])
+        map(str, [UpdateOp(record_id=lisbon.id, text="Ada lives in Porto", expected_version=1),
+                  UpdateOp(record_id=violin.id, text="Ada plays the cello", expected_version=1)])
     )  # fmt: skip
     assert len({entry.batch_id for entry in result.applied}) == 1  # one journal transaction
 

@@ -1,17 +1,25 @@
 """Procedural memory (Memp): distil, store, retrieve by task, count outcomes, deprecate, undo."""
 
+import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from hivegraph.agents.distiller import ProcedureDistiller, render_request
 from hivegraph.errors import ConfigError, MemoryStoreError, RecordNotFoundError, UnexpectedModelOutput
-from hivegraph.memory.procedural import ProceduralMemory, Procedure, render, render_all
+from hivegraph.memory import procedural
+from hivegraph.memory.journal import Batch, BatchResult
+from hivegraph.memory.journal_memory import InMemoryJournal
+from hivegraph.memory.journal_sqlite import SqliteJournal
+from hivegraph.memory.procedural import MAX_OUTCOME_ATTEMPTS, ProceduralMemory, Procedure, render, render_all
 from hivegraph.memory.store import MemoryStore
-from hivegraph.memory.types import MemoryRecord, Scope
+from hivegraph.memory.stores.inmemory import InMemoryVectorIndex
+from hivegraph.memory.types import DeleteOp, MemoryRecord, Scope, UpdateOp
 from hivegraph.models.base import Message, system, user
-from hivegraph.models.testing import FunctionModel, RequestInfo, ScriptedModel
+from hivegraph.models.testing import FunctionModel, HashEmbedder, RequestInfo, ScriptedModel
 
 ADA = Scope(user_id="ada")
 BOB = Scope(user_id="bob")
@@ -154,6 +162,97 @@ async def test_success_and_failure_counts_are_journaled(memory_store: MemoryStor
     assert history.entries[2].op_id == second.update.op_id
     current = await memory.get(record.id, scope=ADA)
     assert current is not None and current.uses == 2 and current.success_rate == 0.5
+
+
+def sqlite_store(path: Path) -> MemoryStore:
+    """A store over its own handle on the SQLite journal at `path` (its own index, as in another process)."""
+    return MemoryStore(InMemoryVectorIndex(HashEmbedder()), journal=SqliteJournal(path))
+
+
+@pytest.fixture
+async def sqlite_stores(tmp_path: Path) -> AsyncIterator[list[MemoryStore]]:
+    """Two stores over two handles on one SQLite journal file."""
+    stores = [sqlite_store(tmp_path / "journal.sqlite") for _ in range(2)]
+    yield stores
+    for store in stores:
+        await store.aclose()
+
+
+async def count_outcomes(memory: ProceduralMemory, record_id: uuid.UUID, n: int, actor: str) -> None:
+    """Record `n` outcomes one after another, alternating success and failure."""
+    for i in range(n):
+        await memory.record_outcome(record_id, success=i % 2 == 0, scope=ADA, actor=actor)
+
+
+async def assert_every_outcome_counted(memory: ProceduralMemory, record_id: uuid.UUID, store: MemoryStore) -> None:
+    """40 outcomes (20 by each writer): the counts and the history hold every one of them, once."""
+    final = await memory.get(record_id, scope=ADA)
+    assert final is not None and (final.successes, final.failures) == (20, 20)
+    history = await store.history(record_id, scope=ADA)
+    uses = [int(v.metadata["successes"]) + int(v.metadata["failures"]) for v in history.versions]
+    assert uses == list(range(41))
+    assert sorted(e.actor for e in history.entries[1:]) == ["a"] * 20 + ["b"] * 20
+
+
+async def test_two_procedural_memories_on_one_store_lose_no_count(sqlite_stores: list[MemoryStore]) -> None:
+    store = sqlite_stores[0]
+    first, second = ProceduralMemory(store, min_uses=100), ProceduralMemory(store, min_uses=100)
+    record = await first.add(procedure(TASK), scope=ADA, actor="t")
+    await asyncio.gather(count_outcomes(first, record.id, 20, "a"), count_outcomes(second, record.id, 20, "b"))
+    await assert_every_outcome_counted(first, record.id, store)
+
+
+async def test_two_journal_handles_on_one_file_lose_no_count(sqlite_stores: list[MemoryStore]) -> None:
+    first, second = (ProceduralMemory(store, min_uses=100) for store in sqlite_stores)
+    record = await first.add(procedure(TASK), scope=ADA, actor="t")
+    await asyncio.gather(count_outcomes(first, record.id, 20, "a"), count_outcomes(second, record.id, 20, "b"))
+    await assert_every_outcome_counted(second, record.id, sqlite_stores[1])
+
+
+class InterferingJournal(InMemoryJournal):
+    """A journal where another writer touches the record just before each batch holding an op of `kind`."""
+
+    def __init__(self, kind: type[UpdateOp | DeleteOp]) -> None:
+        super().__init__()
+        self.kind = kind
+        self.interruptions = 0
+
+    async def submit(self, batch: Batch) -> BatchResult:
+        """Apply the other writer's UPDATE of the op's record first, then `batch`."""
+        target = next((op for op in batch.ops if isinstance(op, self.kind)), None)
+        if target is not None:
+            self.interruptions += 1
+            touch = UpdateOp(record_id=target.record_id, text=TASK, metadata={"touched": self.interruptions})
+            await super().submit(Batch(ops=[touch], scope=batch.scope, actor="other"))
+        return await super().submit(batch)
+
+
+async def test_an_outcome_that_keeps_conflicting_gives_up_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(procedural, "BACKOFF_CAP_S", 0.0)  # no waiting between the doomed attempts
+    journal = InterferingJournal(UpdateOp)
+    store = MemoryStore(InMemoryVectorIndex(HashEmbedder()), journal=journal)
+    memory = ProceduralMemory(store)
+    record = await memory.add(procedure(TASK), scope=ADA, actor="t")
+    with pytest.raises(MemoryStoreError, match=f"kept changing it \\({MAX_OUTCOME_ATTEMPTS} attempts conflicted"):
+        await memory.record_outcome(record.id, success=True, scope=ADA, actor="runner")
+    assert journal.interruptions == MAX_OUTCOME_ATTEMPTS
+    history = await store.history(record.id, scope=ADA)
+    assert {e.actor for e in history.entries[1:]} == {"other"}  # not one count of the runner landed
+    current = await memory.get(record.id, scope=ADA)
+    assert current is not None and current.uses == 0
+
+
+async def test_a_deprecation_is_not_applied_over_a_newer_version() -> None:
+    store = MemoryStore(InMemoryVectorIndex(HashEmbedder()), journal=InterferingJournal(DeleteOp))
+    memory = ProceduralMemory(store, min_uses=1, deprecate_below=0.5)
+    record = await memory.add(procedure(TASK), scope=ADA, actor="t")
+    outcome = await memory.record_outcome(record.id, success=False, scope=ADA, actor="judge")
+    assert outcome.update.after is not None and outcome.update.after.version == 2
+    assert not outcome.deprecated  # version 3 (the other writer's) is not the one the decision saw
+    current = await store.get(record.id, scope=ADA)
+    assert current is not None and (current.version, current.metadata["touched"]) == (3, 1)
+    history = await store.history(record.id, scope=ADA)
+    assert [(e.op.event, e.actor) for e in history.entries] == [("ADD", "t"), ("UPDATE", "judge"), ("UPDATE", "other")]
 
 
 async def test_outcomes_are_refused_outside_the_scope(memory_store: MemoryStore) -> None:
