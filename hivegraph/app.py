@@ -143,8 +143,12 @@ def keyword_index(store: MemoryStore) -> KeywordIndex:
 
 
 @asynccontextmanager
-async def open_memory(settings: HivegraphSettings) -> AsyncGenerator[MemoryStore, None]:
+async def open_memory(settings: HivegraphSettings, *, catch_up: bool = True) -> AsyncGenerator[MemoryStore, None]:
     """The configured memory store (vector index + journal), caught up with its journal.
+
+    With `catch_up=False` the store is not opened (`MemoryStore.open`): the
+    stored indexes stay exactly as found, not caught up, re-derived or repaired,
+    and the in-process keyword index stays empty. `verify` and `rebuild` need that.
 
     Raises:
         ConfigError: a backend name is unknown or a setting is invalid.
@@ -162,7 +166,7 @@ async def open_memory(settings: HivegraphSettings) -> AsyncGenerator[MemoryStore
         index, journal=journal, projections=[KeywordIndex()], max_text_chars=settings.memory.max_text_chars
     )
     try:
-        yield await store.open()
+        yield await store.open() if catch_up else store
     finally:
         await store.aclose()
 

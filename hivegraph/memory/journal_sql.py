@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
-from hivegraph.errors import ConflictError, JournalSchemaError
+from hivegraph.errors import ConflictError, JournalSchemaError, MemoryStoreError
 from hivegraph.memory.journal import SCHEMA_VERSION, Batch, BatchResult, Journal, JournalEntry, UndoRequest, Unreadable
 from hivegraph.memory.journal_codec import OPEN_US, decode_entry, decode_version, micros
 from hivegraph.memory.planner import apply_batch, apply_undo, claim_key
@@ -91,9 +91,19 @@ class SqlTxn:
         return next((r for r in found if r is not None and r.scope == scope), None)
 
     def entry(self, op_id: UUID) -> JournalEntry | None:
-        """A journaled op."""
+        """A journaled op.
+
+        Raises:
+            MemoryStoreError: the op is journaled but its entry cannot be read (see `verify`).
+
+        """
         rows = self.conn.rows("SELECT seq, body FROM hg_ops WHERE op_id = ?", (str(op_id),))
-        return _entries(rows)[0] if rows else None
+        if not rows:
+            return None
+        found = decode_entry(int(rows[0][0]), rows[0][1])
+        if isinstance(found, Unreadable):
+            raise MemoryStoreError(f"the journal entry of op {op_id} cannot be read ({found.problem})")
+        return found
 
     def entries_for(self, record_id: UUID) -> list[JournalEntry]:
         """Every entry that touched a record, in order."""

@@ -55,7 +55,13 @@ from hivegraph.memory.types import Scalar
 from hivegraph.models.embedder import Embedder
 from hivegraph.registry import EMBEDDERS
 
-__all__ = ["ChromaVectorIndex", "HivegraphEmbeddingFunction", "close_client", "collection_name"]
+__all__ = [
+    "ChromaVectorIndex",
+    "HivegraphEmbeddingFunction",
+    "close_client",
+    "collection_name",
+    "discard_failed_embedded",
+]
 
 R = TypeVar("R")
 DEFAULT_TIMEOUT_S = 10.0
@@ -120,6 +126,7 @@ class ChromaVectorIndex(VectorIndex):
             index = cls._owning(client, collection, embedder, embedder_backend)
         except BaseException:
             lock.release()
+            discard_failed_embedded(lock.folder)
             raise
         index._embedded_lock = lock
         return index
@@ -482,3 +489,17 @@ def _describe(client: ClientAPI) -> str:
     if settings.chroma_server_host:
         return f"{settings.chroma_server_host}:{settings.chroma_server_http_port}"
     return str(settings.persist_directory)
+
+
+def discard_failed_embedded(folder: str | Path) -> None:
+    """Forget the Chroma system cached for `folder` in this process if no client holds it (its start failed).
+
+    chromadb 1.5 keeps a system whose start failed in its per-folder cache, and
+    every later client of the same folder in this process fails with it (a raw
+    `AttributeError`); dropping the entry lets a repaired folder be opened again.
+    """
+    from chromadb.api.shared_system_client import SharedSystemClient as Shared
+
+    key = str(Path(folder).resolve())
+    if key not in Shared._identifier_to_refcount:  # pyright: ignore[reportPrivateUsage]
+        Shared._identifier_to_system.pop(key, None)  # pyright: ignore[reportPrivateUsage]
