@@ -28,15 +28,11 @@ from typing import Any, Self, TypeVar, cast
 import chromadb
 import httpx
 from chromadb.api import ClientAPI
-from chromadb.api.client import Client
 from chromadb.api.models.Collection import Collection
-from chromadb.auth import UserIdentity
-from chromadb.config import Settings
-from chromadb.errors import ChromaError, NotFoundError
-from typing_extensions import override
+from chromadb.errors import NotFoundError
 
 from hivegraph.config import HivegraphSettings
-from hivegraph.errors import BackendUnavailableError, ConfigError, MemoryStoreError
+from hivegraph.errors import ConfigError
 from hivegraph.memory.stores.base import (
     Hit,
     IndexDeleteOp,
@@ -47,6 +43,17 @@ from hivegraph.memory.stores.base import (
     IndexResult,
     IndexUpsertOp,
     VectorIndex,
+)
+from hivegraph.memory.stores.chroma_client import (
+    CHROMA_ERRORS,
+    TimedHttpClient,
+    chroma_settings,
+    close_client,
+    connect,
+    describe,
+    discard_failed_embedded,
+    http_settings,
+    translate,
 )
 from hivegraph.memory.stores.chroma_embedding import HivegraphEmbeddingFunction
 from hivegraph.memory.stores.chroma_filters import ChromaWhere, chroma_where
@@ -65,7 +72,6 @@ __all__ = [
 
 R = TypeVar("R")
 DEFAULT_TIMEOUT_S = 10.0
-_CHROMA_ERRORS = (ChromaError, httpx.HTTPError, ValueError, TypeError)
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9._-]+")
 
 
@@ -102,7 +108,7 @@ class ChromaVectorIndex(VectorIndex):
         self._lock = asyncio.Lock()
         self._owns_client = False
         self._embedded_lock: EmbeddedLock | None = None
-        self._where = _describe(client)
+        self._where = describe(client)
 
     @classmethod
     def persistent_at(
@@ -122,7 +128,7 @@ class ChromaVectorIndex(VectorIndex):
         lock = lock_embedded(path)
         where = str(lock.folder)
         try:
-            client = _connect(lambda: chromadb.PersistentClient(path=where, settings=_settings()), where)
+            client = connect(lambda: chromadb.PersistentClient(path=where, settings=chroma_settings()), where)
             index = cls._owning(client, collection, embedder, embedder_backend)
         except BaseException:
             lock.release()
@@ -161,7 +167,7 @@ class ChromaVectorIndex(VectorIndex):
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be positive, not {timeout_s}")
         where = f"{host}:{port}"
-        client = _connect(lambda: _TimedHttpClient(_http_settings(host, port), httpx.Timeout(timeout_s)), where)
+        client = connect(lambda: TimedHttpClient(http_settings(host, port), httpx.Timeout(timeout_s)), where)
         return cls._owning(client, collection, embedder, embedder_backend)
 
     @classmethod
@@ -265,8 +271,8 @@ class ChromaVectorIndex(VectorIndex):
     async def _call(self, fn: Callable[..., R], *args: Any) -> R:
         try:
             return await asyncio.to_thread(fn, *args)
-        except _CHROMA_ERRORS as exc:
-            raise _translate(exc, self._where) from exc
+        except CHROMA_ERRORS as exc:
+            raise translate(exc, self._where) from exc
 
 
 def collection_name(prefix: str, embedder: Embedder) -> str:
@@ -383,123 +389,3 @@ def _check_collection(collection: Collection, function: HivegraphEmbeddingFuncti
 
 def _scalars(metadata: Mapping[str, Any] | None) -> dict[str, Scalar]:
     return dict(metadata or {})
-
-
-def close_client(client: ClientAPI) -> None:
-    """Close a chromadb client and, for a server client, its HTTP connection pool.
-
-    chromadb 1.5's `Client.close()` stops the client's systems but leaves the
-    `httpx.Client` of an HTTP client, and of the admin client it made inside,
-    open (chroma-core/chroma#2702). Each HTTP client has systems of its own, so
-    closing those pools here is safe.
-    """
-    sessions = _sessions(client)
-    if isinstance(client, Client):
-        client.close()
-    for session in sessions:
-        session.close()
-
-
-def _settings() -> Settings:
-    return Settings(anonymized_telemetry=False)
-
-
-def _http_settings(host: str, port: int) -> Settings:
-    """The settings `chromadb.HttpClient` would build for `host:port`."""
-    settings = _settings()
-    settings.chroma_api_impl = "chromadb.api.fastapi.FastAPI"
-    settings.chroma_server_host = host
-    settings.chroma_server_http_port = port
-    settings.chroma_server_ssl_enabled = False
-    return settings
-
-
-class _TimedHttpClient(Client):
-    """A Chroma server client whose every request, from the first, has `timeout`.
-
-    chromadb 1.5 has no timeout setting: `FastAPI.__init__` builds its
-    `httpx.Client(timeout=None)`, and `Client.__init__` already sends requests
-    (the user identity, then the tenant and database through an admin client
-    with a connection pool of its own). Both pools get `timeout` just before
-    their first request.
-    """
-
-    def __init__(self, settings: Settings, timeout: httpx.Timeout) -> None:
-        self._hivegraph_timeout = timeout
-        super().__init__(settings=settings)
-
-    @override
-    def get_user_identity(self) -> UserIdentity:
-        _bound_pools(self, self._hivegraph_timeout)
-        return super().get_user_identity()
-
-    @override
-    def _validate_tenant_database(self, tenant: str, database: str) -> None:
-        _bound_pools(self, self._hivegraph_timeout)
-        super()._validate_tenant_database(tenant, database)
-
-
-def _bound_pools(client: ClientAPI, timeout: httpx.Timeout) -> None:
-    """Give the HTTP pools of `client` and of its admin client `timeout`."""
-    for session in _sessions(client):
-        session.timeout = timeout
-
-
-def _sessions(client: ClientAPI) -> list[httpx.Client]:
-    """The `httpx.Client` pools of a server client and of its admin client (none when embedded)."""
-    admin = getattr(client, "_admin_client", None)
-    servers = [getattr(client, "_server", None), getattr(admin, "_server", None)]
-    sessions = [getattr(server, "_session", None) for server in servers]
-    return [session for session in sessions if isinstance(session, httpx.Client)]
-
-
-def _connect(factory: Callable[[], ClientAPI], where: str) -> ClientAPI:
-    try:
-        return factory()
-    except _CHROMA_ERRORS as exc:
-        raise _translate(exc, where) from exc
-
-
-def _translate(exc: BaseException, where: str) -> Exception:
-    failure = _unreachable(exc)
-    if isinstance(failure, httpx.TimeoutException):
-        return BackendUnavailableError(
-            "chroma",
-            f"the Chroma server at {where} timed out ({type(failure).__name__}: {failure}); "
-            "if it is only slow, raise `vector_store.chroma.timeout_s`",
-        )
-    if failure is not None:
-        return BackendUnavailableError("chroma", f"no Chroma server answers at {where} ({exc})")
-    return MemoryStoreError(f"chroma at {where}: {exc}")
-
-
-def _unreachable(exc: BaseException | None) -> httpx.TransportError | None:
-    """The failed connection or timeout (`httpx.TransportError`) `exc` is or was raised from, if any."""
-    for _ in range(10):
-        if exc is None:
-            return None
-        if isinstance(exc, httpx.TransportError):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
-def _describe(client: ClientAPI) -> str:
-    settings = client.get_settings()
-    if settings.chroma_server_host:
-        return f"{settings.chroma_server_host}:{settings.chroma_server_http_port}"
-    return str(settings.persist_directory)
-
-
-def discard_failed_embedded(folder: str | Path) -> None:
-    """Forget the Chroma system cached for `folder` in this process if no client holds it (its start failed).
-
-    chromadb 1.5 keeps a system whose start failed in its per-folder cache, and
-    every later client of the same folder in this process fails with it (a raw
-    `AttributeError`); dropping the entry lets a repaired folder be opened again.
-    """
-    from chromadb.api.shared_system_client import SharedSystemClient as Shared
-
-    key = str(Path(folder).resolve())
-    if key not in Shared._identifier_to_refcount:  # pyright: ignore[reportPrivateUsage]
-        Shared._identifier_to_system.pop(key, None)  # pyright: ignore[reportPrivateUsage]
