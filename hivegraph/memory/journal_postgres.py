@@ -125,18 +125,43 @@ class PostgresJournal(SqlJournal):
 
     @asynccontextmanager
     async def projection_lock(self, name: str) -> AsyncGenerator[None]:
-        """Exclusive across every process (a session advisory lock) while projection `name` catches up."""
+        """Exclusive across every process (a session advisory lock) while projection `name` catches up.
+
+        Raises:
+            BackendUnavailableError: the server cannot be reached.
+            MemoryStoreError: the lock could not be taken in time (`statement_timeout_s`).
+
+        """
         key = zlib.crc32(name.encode()) & 0x7FFFFFFF or 1
         async with self._projection_locks.setdefault(name, asyncio.Lock()):
-            conn = await asyncio.to_thread(self._pool.getconn, self._timeout_s)
+            conn = await asyncio.to_thread(self._guarded, self._locked_connection, key)
             try:
-                await asyncio.to_thread(conn.execute, "SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, key))
-                try:
-                    yield
-                finally:
-                    await asyncio.to_thread(conn.execute, "SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, key))
+                yield
             finally:
-                await asyncio.to_thread(self._pool.putconn, conn)
+                await asyncio.to_thread(self._guarded, self._unlock, conn, key)
+
+    def _locked_connection(self, key: int) -> psycopg.Connection[Any]:
+        conn = self._pool.getconn(self._timeout_s)
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, key))
+        except BaseException:
+            self._pool.putconn(conn)
+            raise
+        return conn
+
+    def _unlock(self, conn: psycopg.Connection[Any], key: int) -> None:
+        try:
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, key))
+        finally:
+            self._pool.putconn(conn)  # a broken connection is discarded by the pool, releasing the lock
+
+    def _guarded(self, fn: Callable[..., R], *args: Any) -> R:
+        try:
+            return fn(*args)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise BackendUnavailableError("postgres", f"{self.where}: {first_line(exc)}") from exc
+        except psycopg.Error as exc:
+            raise MemoryStoreError(f"postgres journal at {self.where} failed: {first_line(exc)}") from exc
 
     async def aclose(self) -> None:
         """Close the pool."""
