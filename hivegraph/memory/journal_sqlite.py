@@ -61,7 +61,7 @@ class SqliteJournal(SqlJournal):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=busy_timeout_s)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _wal(self._db, deadline=time.monotonic() + busy_timeout_s)
             self._db.execute(f"PRAGMA synchronous={synchronous}")
         except sqlite3.Error as exc:
             raise BackendUnavailableError(f"sqlite journal {self.path}", str(exc)) from exc
@@ -137,6 +137,18 @@ class SqliteJournal(SqlJournal):
     async def aclose(self) -> None:
         """Close the database."""
         await asyncio.to_thread(self._db.close)
+
+
+def _wal(db: sqlite3.Connection, *, deadline: float) -> None:
+    """Switch to WAL mode, waiting while another process holds the lock (the switch fails at once, unlike writes)."""
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _busy(exc: sqlite3.Error) -> bool:

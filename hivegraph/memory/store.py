@@ -45,7 +45,7 @@ from hivegraph.memory.types import (
     utcnow,
 )
 from hivegraph.memory.validation import aware
-from hivegraph.memory.verify import VerifyReport, verify_projection
+from hivegraph.memory.verify import Divergence, VerifyReport, verify_projection
 
 __all__ = ["ApplyResult", "MemoryStore", "RecordHistory", "RefusedOp", "derived_op_id"]
 
@@ -90,15 +90,21 @@ class MemoryStore:
         self._local_locks: dict[str, asyncio.Lock] = {}
 
     async def open(self) -> MemoryStore:
-        """Bring every projection up to date with the journal, repairing one that disagrees; returns self."""
+        """Bring every projection up to date with the journal, repairing one that disagrees; returns self.
+
+        Each check and repair runs under the projection's lock, after catching it up, so a repair never
+        writes an older state over what another process projected meanwhile.
+        """
         for projection in self.projections:
             if projection.persistent and await self.journal.cursor(projection.name) and await projection.is_empty():
                 await self._advance(projection, 0)  # the index was wiped: re-derive it
-        await self.catch_up()
         for projection in self.projections:
-            if projection.persistent and not await self._counts_agree(projection):
-                log.warning("projection %s disagrees with the journal; repairing it", projection.name)
-                await self.verify(repair=True, only=projection.name, remove_extra=False)
+            async with self._projection_lock(projection):
+                await self._catch_up_locked(projection)
+                if projection.persistent and not await self._counts_agree(projection):
+                    log.warning("projection %s disagrees with the journal; repairing it", projection.name)
+                    await self._verify_locked(projection, repair=True, remove_extra=False)
+        self.lagging = None
         return self
 
     async def _counts_agree(self, projection: Projection) -> bool:
@@ -112,14 +118,16 @@ class MemoryStore:
         replayed = 0
         for projection in self.projections:
             async with self._projection_lock(projection):
-                start = await self._cursor(projection)
-                entries = await self.journal.read(after=start)
-                if entries:
-                    await projection.project(entries)
-                    await self._advance(projection, entries[-1].seq)
-                    replayed = max(replayed, len(entries))
+                replayed = max(replayed, await self._catch_up_locked(projection))
         self.lagging = None
         return replayed
+
+    async def _catch_up_locked(self, projection: Projection) -> int:
+        entries = await self.journal.read(after=await self._cursor(projection))
+        if entries:
+            await projection.project(entries)
+            await self._advance(projection, entries[-1].seq)
+        return len(entries)
 
     async def rebuild(self) -> int:
         """Re-derive every projection from the journal (re-creating each from nothing); returns the entries replayed."""
@@ -132,6 +140,8 @@ class MemoryStore:
     async def verify(self, *, repair: bool = False, only: str | None = None, remove_extra: bool = True) -> VerifyReport:
         """Compare the journal's versions with every projection (or `only` one); `repair` re-derives what differs.
 
+        Each projection is compared under its lock with the journal as read inside that lock.
+
         Args:
             repair: Write what is missing or stale, and (with `remove_extra`) drop what the journal does not hold.
             only: The name of the one projection to check.
@@ -139,17 +149,18 @@ class MemoryStore:
                 with another journal holds that journal's items: `open` keeps them and only reports them).
 
         """
-        report = VerifyReport(unreadable=await self.journal.unreadable())
-        versions = await self.journal.records(scope=Scope(), all_versions=True)
+        report = VerifyReport(unreadable=await self.journal.unreadable(), repaired=repair)
         for projection in self.projections:
-            if only is not None and projection.name != only:
-                continue
-            async with self._projection_lock(projection):
-                report.divergences += await verify_projection(
-                    projection, versions, repair=repair, remove_extra=remove_extra
-                )
-        report.repaired = repair
+            if only is None or projection.name == only:
+                async with self._projection_lock(projection):
+                    report.divergences += await self._verify_locked(
+                        projection, repair=repair, remove_extra=remove_extra
+                    )
         return report
+
+    async def _verify_locked(self, projection: Projection, *, repair: bool, remove_extra: bool) -> list[Divergence]:
+        versions = await self.journal.records(scope=Scope(), all_versions=True)
+        return await verify_projection(projection, versions, repair=repair, remove_extra=remove_extra)
 
     @asynccontextmanager
     async def _projection_lock(self, projection: Projection) -> AsyncGenerator[None]:
