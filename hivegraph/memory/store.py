@@ -28,7 +28,6 @@ from hivegraph.errors import BackendUnavailableError, MemoryStoreError
 from hivegraph.memory.codec import from_item, micros, scope_filter
 from hivegraph.memory.journal import Batch, Journal, JournalEntry, RefusedOp, UndoRequest
 from hivegraph.memory.journal_memory import InMemoryJournal
-from hivegraph.memory.planner import derived_op_id
 from hivegraph.memory.projection import Projection, VectorProjection
 from hivegraph.memory.stores.base import IndexItem, VectorIndex
 from hivegraph.memory.types import (
@@ -47,7 +46,7 @@ from hivegraph.memory.types import (
 from hivegraph.memory.validation import aware
 from hivegraph.memory.verify import Divergence, VerifyReport, verify_projection
 
-__all__ = ["ApplyResult", "MemoryStore", "RecordHistory", "RefusedOp", "derived_op_id"]
+__all__ = ["ApplyResult", "MemoryStore", "RecordHistory", "RefusedOp"]
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import operator
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,6 @@ from hivegraph.config import HivegraphSettings
 from hivegraph.errors import BackendUnavailableError, ConfigError
 from hivegraph.graphs.checkpoint import postgres_checkpointer
 from hivegraph.registry import CHECKPOINTERS
-from tests.fixtures.ports import first_free_port
 from tests.fixtures.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.integration
@@ -81,21 +79,6 @@ async def test_setup_is_idempotent_on_an_existing_schema(postgres_dsn: str) -> N
     for _ in range(2):
         async with postgres_checkpointer(settings) as saver:
             assert [item async for item in saver.alist(None)] == []
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    return first_free_port(range(18500, 18600))
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A loopback port that completes the TCP handshake but never answers (a hung server)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(8)
-        yield sock.getsockname()[1]
 
 
 @pytest.mark.parametrize("port_fixture", ["closed_port", "silent_port"])

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -18,7 +16,6 @@ from hivegraph.memory.journal import SCHEMA_VERSION, Journal
 from hivegraph.memory.journal_conformance import JOURNAL_CHECKS, journal_checks
 from hivegraph.memory.journal_postgres import PostgresJournal
 from tests.fixtures.chroma_server import ChromaServer
-from tests.fixtures.ports import first_free_port
 
 pytestmark = pytest.mark.integration
 
@@ -58,21 +55,6 @@ async def test_two_worker_processes_share_one_memory_through_postgres(
     assert report.unexpected_refusals == {}
     assert report.verify_clean == 1
     assert report.acked > 2 * 4 * 7
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    return first_free_port(range(18500, 18600))
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A loopback port that completes the TCP handshake but never answers (a hung server)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(8)
-        yield sock.getsockname()[1]
 
 
 @pytest.mark.parametrize("port_fixture", ["closed_port", "silent_port"])
