@@ -106,10 +106,12 @@ async def check_bad_values_are_refused_not_journaled(open_journal: OpenJournal) 
     async with _opened(open_journal) as journal:
         nan = AddOp.model_construct(text="score", metadata={"score": float("nan")})
         surrogate = AddOp.model_construct(text="bad \udc80 text", metadata={})
-        result = await _submit(journal, nan, surrogate, AddOp(text="fine"))
-        _expect([r.code for r in result.refused], ["invalid", "invalid"], "refusal codes")
+        record = await _add(journal, "kept")
+        infinite = UpdateOp.model_construct(record_id=record.id, text="x", metadata={"n": float("inf")})
+        result = await _submit(journal, nan, surrogate, infinite, AddOp(text="fine"))
+        _expect([r.code for r in result.refused], ["invalid", "invalid", "invalid"], "refusal codes")
         _expect("metadata.score" in result.refused[0].reason, True, "NaN refusal names the field")
-        _expect(await journal.last_seq(), 1, "journal length")
+        _expect(await journal.last_seq(), 2, "journal length")
 
 
 @_check

@@ -167,6 +167,8 @@ def plan(txn: JournalTxn, op: MemoryOp, batch: Batch) -> JournalEntry:
             return entry.model_copy(update={"after": record})
         case UpdateOp():
             checked_text(op.text, batch.max_text_chars)
+            if op.metadata is not None:
+                check_metadata(op.metadata)
             before = current_in_scope(txn, op.record_id, scope, op.expected_version)
             after = revise(before, op.text, source, now, op.metadata)
             return entry.model_copy(update={"before": close(before, now), "after": after})
