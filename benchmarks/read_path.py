@@ -1,0 +1,424 @@
+"""hivegraph's read path against raw Chroma on the same collection, side by side in one process.
+
+For each size N a store is built in a temporary folder: a `MemoryStore` over an
+embedded Chroma collection (`HashEmbedder`, 384 dimensions), a SQLite journal
+and the keyword projection, as `open_memory` wires them. The records are LoCoMo
+turns (`EpisodicMemory.record`, one batch per session) copied as separate users:
+user i holds the turns of conversation i mod 8 (a few hundred each), the last
+user cut so that exactly N records are written. Then, once the store is closed:
+
+- **open**: a fresh subprocess opens the store (`MemoryStore.open` plus the
+  `HybridRetriever`) and reports the seconds it took and its resident memory
+  (VmRSS) after opening and after one search; another fresh subprocess does the
+  same for raw Chroma (`PersistentClient` + `get_collection`, importing chromadb
+  only). Import time is not counted.
+- **search**: in this process, the store and a raw client share one Chroma
+  system on the folder, so both read the very same collection. Each of Q
+  seeded queries (a LoCoMo question of a random user's conversation) runs, after
+  the warm-up queries and in rotating order: `HybridRetriever.retrieve(k=10)`
+  (the recall path; the p50/p95 of the table), `MemoryStore.search(k=10)`, and
+  raw `collection.query(n_results=10, where={"scope_user_id": user},
+  include=["distances"])` with the query embedded by the same embedder outside
+  the timed region (hivegraph embeds the query itself, inside). The top-10
+  overlap of `MemoryStore.search` with raw Chroma checks both read the same data.
+- **disk**: bytes under the folder (journal and Chroma) per record; **growth**:
+  the factor by which p50 grows per tenfold of records, between adjacent sizes.
+
+    .venv/bin/python benchmarks/read_path.py                      # 1k and 10k (a few minutes)
+    .venv/bin/python benchmarks/read_path.py --records 100000 --json read_path.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import itertools
+import json
+import math
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if __package__ in (None, ""):  # run as `python benchmarks/read_path.py`: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+if TYPE_CHECKING:  # imported where used, so that the raw Chroma probe loads chromadb alone
+    from chromadb.api.models.Collection import Collection
+
+    from benchmarks.locomo_retrieval import Conversation
+    from hivegraph.memory.retrieval import HybridRetriever
+    from hivegraph.memory.store import MemoryStore
+
+ROOT = Path(__file__).resolve().parents[1]
+DIM = 384
+COLLECTION = "read-path"
+K = 10
+USER_KEY = "scope_user_id"
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: str
+    conversation: Conversation
+    records: int
+    """How many of the conversation's turns this user holds (its first ones)."""
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a fresh process measured: seconds to open, and resident MB after opening and after one search."""
+
+    open_s: float
+    rss_mb: float
+    rss_after_query_mb: float
+
+
+@dataclass
+class Latencies:
+    recall_ms: list[float]
+    search_ms: list[float]
+    raw_ms: list[float]
+    overlap: list[float]
+
+
+# ---------------------------------------------------------------- shared by both processes
+
+
+def rss_mb() -> float:
+    """This process's resident memory (VmRSS), in MiB."""
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def chroma_folder(folder: Path) -> str:
+    """The embedded Chroma folder, resolved (chromadb shares one system per path string in a process)."""
+    return str((folder / "chroma").resolve())
+
+
+async def open_store(folder: Path) -> tuple[MemoryStore, HybridRetriever]:
+    """Open the store in `folder` as `open_memory` wires it, and its retriever."""
+    from hivegraph.memory.journal_sqlite import SqliteJournal
+    from hivegraph.memory.keyword import KeywordIndex
+    from hivegraph.memory.retrieval import HybridRetriever
+    from hivegraph.memory.store import MemoryStore
+    from hivegraph.memory.stores.chroma import ChromaVectorIndex
+    from hivegraph.models.testing import HashEmbedder
+
+    index = ChromaVectorIndex.persistent_at(chroma_folder(folder), collection=COLLECTION, embedder=HashEmbedder(DIM))
+    keyword = KeywordIndex()
+    store = MemoryStore(index, journal=SqliteJournal(folder / "journal.sqlite"), projections=[keyword])
+    try:
+        await store.open()
+    except BaseException:
+        await store.aclose()
+        raise
+    return store, HybridRetriever(store, keyword)
+
+
+# ---------------------------------------------------------------- probes (fresh subprocesses)
+
+
+HIVEGRAPH_MODULES = (
+    "hivegraph.memory.journal_sqlite", "hivegraph.memory.keyword", "hivegraph.memory.retrieval",
+    "hivegraph.memory.store", "hivegraph.memory.stores.chroma", "hivegraph.models.testing",
+)  # fmt: skip
+"""What `open_store` imports: imported before the clock starts, as chromadb is for the raw probe."""
+
+
+async def probe_hivegraph(folder: Path, query: Query) -> Probe:
+    from hivegraph.memory.types import Scope
+
+    for module in HIVEGRAPH_MODULES:
+        importlib.import_module(module)
+    started = time.perf_counter()
+    store, retriever = await open_store(folder)
+    open_s = time.perf_counter() - started
+    opened = rss_mb()
+    try:
+        await retriever.retrieve(query.text, scope=Scope(user_id=query.user_id), k=K)
+    finally:
+        await store.aclose()
+    return Probe(open_s=open_s, rss_mb=opened, rss_after_query_mb=rss_mb())
+
+
+def probe_raw(folder: Path, query: Query, embedding: list[float]) -> Probe:
+    import chromadb
+    from chromadb.config import Settings
+
+    started = time.perf_counter()
+    client = chromadb.PersistentClient(path=chroma_folder(folder), settings=Settings(anonymized_telemetry=False))
+    collection = client.get_collection(COLLECTION)
+    open_s = time.perf_counter() - started
+    opened = rss_mb()
+    collection.query(query_embeddings=[embedding], n_results=K, where={USER_KEY: query.user_id}, include=["distances"])
+    return Probe(open_s=open_s, rss_mb=opened, rss_after_query_mb=rss_mb())
+
+
+def run_probe(kind: str) -> None:
+    """The subprocess side: read the job from stdin, print the `Probe` as JSON."""
+    job: dict[str, Any] = json.loads(sys.stdin.read())
+    folder, query = Path(job["folder"]), Query(job["query"], job["user_id"])
+    if kind == "hivegraph":
+        probe = asyncio.run(probe_hivegraph(folder, query))
+    else:
+        probe = probe_raw(folder, query, [float(v) for v in job["embedding"]])
+    print(json.dumps(probe.__dict__))
+
+
+def probe(kind: str, folder: Path, query: Query, embedding: list[float]) -> Probe:
+    """Run one probe in a fresh interpreter (so its RSS holds nothing of this process)."""
+    job = {"folder": str(folder), "query": query.text, "user_id": query.user_id, "embedding": embedding}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.read_path", "--probe", kind],
+        cwd=ROOT, input=json.dumps(job), capture_output=True, text=True, check=False, timeout=3600,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} probe failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return Probe(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+# ---------------------------------------------------------------- data and ingest
+
+
+def plan_users(conversations: Sequence[Conversation], records: int) -> list[User]:
+    """Users holding copies of the conversations in turn, `records` turns in all."""
+    users: list[User] = []
+    left = records
+    while left > 0:
+        conversation = conversations[len(users) % len(conversations)]
+        take = min(left, len(conversation.turns))
+        users.append(User(f"user-{len(users):05d}", conversation, take))
+        left -= take
+    return users
+
+
+def plan_queries(users: Sequence[User], count: int, rng: random.Random) -> list[Query]:
+    """`count` queries: a random user each, asking a random question of its conversation."""
+    chosen = [rng.choice(users) for _ in range(count)]
+    return [Query(rng.choice(user.conversation.questions).text, user.user_id) for user in chosen]
+
+
+async def ingest(folder: Path, users: Sequence[User]) -> float:
+    """Record every user's turns (one batch per session); returns the seconds it took."""
+    from hivegraph.memory.episodic import EpisodicMemory, Turn
+    from hivegraph.memory.types import Scope
+
+    store, retriever = await open_store(folder)
+    memory = EpisodicMemory(store, retriever)
+    started = time.perf_counter()
+    try:
+        for number, user in enumerate(users, start=1):
+            turns = user.conversation.turns[: user.records]
+            for session in sorted({turn.session for turn in turns}):
+                batch = [
+                    Turn(speaker=t.speaker, text=t.text, occurred_at=t.occurred_at, turn=t.index)
+                    for t in turns
+                    if t.session == session
+                ]
+                await memory.record(batch, scope=Scope(user_id=user.user_id), session_id=f"session_{session}")
+            if number % 20 == 0:
+                print(f"  ingested {number}/{len(users)} users", file=sys.stderr, flush=True)
+        return time.perf_counter() - started
+    finally:
+        await store.aclose()
+
+
+def disk_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+# ---------------------------------------------------------------- search latency (this process)
+
+
+async def measure(folder: Path, records: int, warmup: Sequence[Query], timed: Sequence[Query]) -> Latencies:
+    """Time the recall path, `MemoryStore.search` and raw Chroma on the same collection, query by query."""
+    import chromadb
+
+    from hivegraph.memory.stores.chroma_client import chroma_settings, close_client
+
+    store, retriever = await open_store(folder)
+    client = chromadb.PersistentClient(path=chroma_folder(folder), settings=chroma_settings())  # the same system
+    try:
+        collection = client.get_collection(COLLECTION)
+        if collection.count() != records:
+            raise RuntimeError(f"the collection holds {collection.count()} items, not {records}")
+        latencies = Latencies([], [], [], [])
+        for turn, query in enumerate(warmup):
+            await _one(store, retriever, collection, query, turn, Latencies([], [], [], []))
+        for turn, query in enumerate(timed):
+            await _one(store, retriever, collection, query, turn, latencies)
+        return latencies
+    finally:
+        close_client(client)
+        await store.aclose()
+
+
+async def _one(
+    store: MemoryStore, retriever: HybridRetriever, collection: Collection, query: Query, turn: int, into: Latencies
+) -> None:
+    """Run one query on all three paths, starting with a different one each turn."""
+    from hivegraph.memory.types import Scope
+    from hivegraph.models.testing import HashEmbedder
+
+    scope = Scope(user_id=query.user_id)
+    embedding = HashEmbedder(DIM).embed([query.text])[0]  # raw Chroma's query embedding, not timed
+    raw_ids: list[str] = []
+    search_ids: list[str] = []
+    for step in range(3):
+        path = (turn + step) % 3
+        started = time.perf_counter()
+        if path == 0:
+            await retriever.retrieve(query.text, scope=scope, k=K)
+        elif path == 1:
+            search_ids = [hit.record.version_id for hit in await store.search(query.text, scope=scope, k=K)]
+        else:
+            raw_ids = collection.query(
+                query_embeddings=[embedding], n_results=K, where={USER_KEY: query.user_id}, include=["distances"]
+            )["ids"][0]
+        elapsed = (time.perf_counter() - started) * 1000
+        (into.recall_ms, into.search_ms, into.raw_ms)[path].append(elapsed)
+    into.overlap.append(len(set(raw_ids) & set(search_ids)) / max(1, len(raw_ids)))
+
+
+# ---------------------------------------------------------------- one size, and the report
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The `share` quantile (inclusive method)."""
+    return statistics.quantiles(values, n=100, method="inclusive")[round(share * 100) - 1]
+
+
+async def run_size(records: int, conversations: Sequence[Conversation], args: argparse.Namespace) -> dict[str, Any]:
+    from hivegraph.models.testing import HashEmbedder
+
+    users = plan_users(conversations, records)
+    rng = random.Random(f"{args.seed}:{records}")
+    warmup, timed = plan_queries(users, args.warmup, rng), plan_queries(users, args.queries, rng)
+    with tempfile.TemporaryDirectory(prefix="hivegraph-read-path-") as tmp:
+        folder = Path(tmp)
+        print(f"{records} records: ingesting {len(users)} users", file=sys.stderr, flush=True)
+        ingest_s = await ingest(folder, users)
+        disk = disk_bytes(folder)
+        embedding = HashEmbedder(DIM).embed([timed[0].text])[0]
+        hive = probe("hivegraph", folder, timed[0], embedding)
+        raw = probe("raw", folder, timed[0], embedding)
+        print(f"{records} records: {args.warmup} warm-up + {args.queries} timed queries", file=sys.stderr, flush=True)
+        latencies = await measure(folder, records, warmup, timed)
+    return figures(records, len(users), ingest_s, disk, hive, raw, latencies)
+
+
+def figures(
+    records: int, users: int, ingest_s: float, disk: int, hive: Probe, raw: Probe, latencies: Latencies
+) -> dict[str, Any]:
+    p50, p95 = percentile(latencies.recall_ms, 0.5), percentile(latencies.recall_ms, 0.95)
+    raw_p50, raw_p95 = percentile(latencies.raw_ms, 0.5), percentile(latencies.raw_ms, 0.95)
+    search_p50, search_p95 = percentile(latencies.search_ms, 0.5), percentile(latencies.search_ms, 0.95)
+    return {
+        "p50_ms": round(p50, 2), "p95_ms": round(p95, 2),
+        "raw_p50_ms": round(raw_p50, 2), "raw_p95_ms": round(raw_p95, 2),
+        "p50_ratio": round(p50 / raw_p50, 2), "p95_ratio": round(p95 / raw_p95, 2),
+        "open_s": round(hive.open_s, 3), "rss_mb": round(hive.rss_mb, 1), "raw_rss_mb": round(raw.rss_mb, 1),
+        "disk_bytes_per_record": round(disk / records),
+        "search_p50_ms": round(search_p50, 2), "search_p95_ms": round(search_p95, 2),
+        "search_p50_ratio": round(search_p50 / raw_p50, 2), "search_p95_ratio": round(search_p95 / raw_p95, 2),
+        "raw_open_s": round(raw.open_s, 3),
+        "rss_after_query_mb": round(hive.rss_after_query_mb, 1),
+        "raw_rss_after_query_mb": round(raw.rss_after_query_mb, 1),
+        "top10_overlap": round(statistics.mean(latencies.overlap), 3),
+        "queries": len(latencies.recall_ms), "users": users, "ingest_s": round(ingest_s, 1),
+    }  # fmt: skip
+
+
+def add_growth(results: dict[int, dict[str, Any]]) -> None:
+    """Per size after the first: how p50 grew per tenfold of records since the previous size."""
+    sizes = sorted(results)
+    for small, large in itertools.pairwise(sizes):
+        tenfolds = math.log10(large / small)
+        for key in ("p50_ms", "search_p50_ms", "raw_p50_ms"):
+            growth = (results[large][key] / results[small][key]) ** (1 / tenfolds)
+            results[large][key.removesuffix("_ms") + "_growth_per_10x"] = round(growth, 2)
+
+
+COLUMNS = (
+    ("records", "{}", None), ("users", "{}", "users"), ("recall p50", "{:.2f}", "p50_ms"),
+    ("p95", "{:.2f}", "p95_ms"), ("search p50", "{:.2f}", "search_p50_ms"), ("p95", "{:.2f}", "search_p95_ms"),
+    ("raw p50", "{:.2f}", "raw_p50_ms"), ("p95", "{:.2f}", "raw_p95_ms"), ("ratio p50", "{:.2f}x", "p50_ratio"),
+    ("p95", "{:.2f}x", "p95_ratio"), ("search", "{:.2f}x", "search_p50_ratio"),
+    ("growth", "{:.2f}x", "p50_growth_per_10x"), ("raw", "{:.2f}x", "raw_p50_growth_per_10x"),
+    ("open s", "{:.2f}", "open_s"), ("raw", "{:.2f}", "raw_open_s"), ("RSS MB", "{:.0f}", "rss_mb"),
+    ("raw", "{:.0f}", "raw_rss_mb"), ("B/record", "{}", "disk_bytes_per_record"),
+    ("overlap", "{:.2f}", "top10_overlap"), ("ingest s", "{:.1f}", "ingest_s"),
+)  # fmt: skip
+
+
+def print_table(results: dict[int, dict[str, Any]]) -> None:
+    rows = [[c[0] for c in COLUMNS]]
+    for size, row in sorted(results.items()):
+        rows.append([fmt.format(size if key is None else row[key]) if key is None or key in row else "-"
+                     for _, fmt, key in COLUMNS])  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    for number, row in enumerate(rows):
+        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
+        if number == 0:
+            print("  ".join("-" * width for width in widths))
+    print(
+        "\nms per query (k=10): recall = HybridRetriever.retrieve, search = MemoryStore.search, raw = Chroma query "
+        "filtered on the user (ids and distances; its query embedding not timed); ratio = hivegraph / raw; growth = "
+        "p50 factor per tenfold of records; open s and RSS MB after open in a fresh process; overlap = share of raw "
+        "Chroma's top 10 in MemoryStore.search's."
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,10000", help="record counts, comma-separated (default %(default)s)")
+    parser.add_argument("--records", type=int, help="one more size, e.g. 100000 or 1000000")
+    parser.add_argument("--queries", type=int, default=200, help="timed queries per size (default %(default)s)")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed queries first (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", type=Path, help="LoCoMo JSON (default: ../shared/data/locomo/locomo_dev.json)")
+    parser.add_argument("--json", type=Path, help="also write the figures, keyed by size, to this file")
+    parser.add_argument("--probe", choices=("hivegraph", "raw"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.probe:
+        run_probe(args.probe)
+        return
+    sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()} | ({args.records} if args.records else set()))
+    if not sizes or sizes[0] < 1 or args.queries < 2:
+        parser.error("sizes must be positive and --queries at least 2")
+    asyncio.run(run(sizes, args))
+
+
+async def run(sizes: Sequence[int], args: argparse.Namespace) -> None:
+    from benchmarks.locomo_retrieval import DEFAULT_DATA, load
+
+    conversations = load(args.data or DEFAULT_DATA, None)
+    started = time.perf_counter()
+    results = {size: await run_size(size, conversations, args) for size in sizes}
+    add_growth(results)
+    print(f"\nread path, hash embedder ({DIM} dims), embedded Chroma; {args.queries} queries per size "
+          f"after {args.warmup} warm-up; {time.perf_counter() - started:.0f} s in all\n")  # fmt: skip
+    print_table(results)
+    if args.json:
+        payload = {str(size): row for size, row in results.items()}
+        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
