@@ -195,12 +195,14 @@ async def check_batch_runs_ops_in_order(open_index: OpenIndex) -> None:
 
 @_check
 async def check_count(open_index: OpenIndex) -> None:
-    """`count` is the number of distinct ids held."""
+    """`count` is the number of distinct ids held (matching a filter, when given)."""
     async with _opened(open_index) as index:
         _expect(await index.count(), 0, "count of an empty index")
         await index.upsert(FRUIT)
         await index.upsert(FRUIT[:1])
         _expect(await index.count(), 3, "count")
+        _expect(await index.count(where={"kind": "fact"}), 2, "count with a filter")
+        _expect(await index.count(where={"kind": "fact", "n": {"$gte": 5}}), 0, "count matching nothing")
 
 
 @_check

@@ -47,6 +47,11 @@ class Projection(ABC):
     async def repair(self, write: Sequence[MemoryRecord], remove: Sequence[str]) -> None:
         """Write the final state of `write` and drop the version ids `remove`."""
 
+    async def counts(self) -> tuple[int, int]:
+        """How many versions the projection holds, and how many of them as current (a cheap check at open)."""
+        held = await self.fingerprints()
+        return len(held), sum(1 for fp in held.values() if fp.endswith(":current"))
+
     async def is_empty(self) -> bool:
         """Whether nothing has been projected (a wiped index)."""
         return False
@@ -101,6 +106,10 @@ class VectorProjection(Projection):
         items: list[IndexItem] = [to_item(version) for version in write]
         await self.index.upsert(items)
         await self.index.delete(list(remove))
+
+    async def counts(self) -> tuple[int, int]:
+        """Items held, and items marked current, counted by the index (no item is read)."""
+        return await self.index.count(), await self.index.count(where={"current": True})
 
     async def is_empty(self) -> bool:
         """Whether the index holds no items."""

@@ -107,10 +107,7 @@ class MemoryStore:
         return self
 
     async def _counts_agree(self, projection: Projection) -> bool:
-        held = await projection.fingerprints()
-        versions, current = await self.journal.counts()
-        held_current = sum(1 for fp in held.values() if fp.endswith(":current"))
-        return len(held) == versions and held_current == current
+        return await projection.counts() == await self.journal.counts()
 
     async def catch_up(self) -> int:
         """Apply journal entries the projections have not seen; returns how many were replayed."""

@@ -107,9 +107,9 @@ class VectorIndex(ABC):
         (result,) = await self.abatch([IndexQueryOp(text, k, where)])
         return result  # pyright: ignore[reportReturnType]
 
-    async def count(self) -> int:
-        """How many items the index holds."""
-        return len(await self.get(where=None))
+    async def count(self, *, where: Filter | None = None) -> int:
+        """How many items the index holds (those matching `where`, when given)."""
+        return len(await self.get(where=where))
 
     async def drop(self) -> None:
         """Remove every item; an index that can re-creates its storage from nothing."""

@@ -34,6 +34,7 @@ from chromadb.errors import NotFoundError
 from hivegraph.config import HivegraphSettings
 from hivegraph.errors import ConfigError
 from hivegraph.memory.stores.base import (
+    Filter,
     Hit,
     IndexDeleteOp,
     IndexGetOp,
@@ -219,10 +220,16 @@ class ChromaVectorIndex(VectorIndex):
             for op, where in zip(ops, wheres, strict=True)
         ]
 
-    async def count(self) -> int:
-        """How many items the collection holds."""
+    async def count(self, *, where: Filter | None = None) -> int:
+        """How many items the collection holds (those matching `where`, counted by id only)."""
+        clause = chroma_where(where)
         collection = await self._open()
-        return await self._call(collection.count)
+        if where is None:
+            return await self._call(collection.count)
+        if clause.impossible:
+            return 0
+        found = await self._call(lambda: collection.get(where=cast(Any, clause.clause), include=[]))
+        return len(found["ids"])
 
     async def drop(self) -> None:
         """Delete the collection, if there is one; the next call creates it again, empty.
