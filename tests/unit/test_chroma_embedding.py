@@ -11,6 +11,7 @@ from chromadb.utils.embedding_functions import (
 )
 
 from hivegraph.errors import ConfigError
+from hivegraph.memory.stores import chroma_embedding
 from hivegraph.memory.stores.chroma import collection_name
 from hivegraph.memory.stores.chroma_embedding import HivegraphEmbeddingFunction, registry_name
 from hivegraph.models.testing import HashEmbedder
@@ -71,3 +72,26 @@ def test_collection_names_keep_to_chromas_alphabet() -> None:
         name = "org/Model:v1 (int8)"
 
     assert collection_name("hivegraph", Odd(dim=8)) == "hivegraph-org-Model-v1-int8-8"
+
+
+class _Counting(HashEmbedder):
+    """Counts the texts it embeds."""
+
+    embedded = 0
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        type(self).embedded += len(texts)
+        return super().embed(texts)
+
+
+def test_a_repeated_query_is_embedded_once_and_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chroma_embedding, "QUERY_CACHE_SIZE", 2)
+    function = HivegraphEmbeddingFunction(_Counting(dim=8), backend="hash")
+    first = function.query_vector("where does Ada live")
+    again = function.query_vector("where does Ada live")
+    assert _Counting.embedded == 1 and np.array_equal(first, again)
+    assert np.allclose(first, np.asarray(HashEmbedder(dim=8).embed(["where does Ada live"])[0]))
+    function.query_vector("b")
+    function.query_vector("c")  # evicts the oldest
+    function.query_vector("where does Ada live")
+    assert _Counting.embedded == 4

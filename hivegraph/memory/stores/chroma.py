@@ -216,7 +216,7 @@ class ChromaVectorIndex(VectorIndex):
         wheres = [chroma_where(op.where if isinstance(op, IndexGetOp | IndexQueryOp) else None) for op in ops]
         collection = await self._open()
         return [
-            await self._call(_run, collection, self._batch_size, op, where)
+            await self._call(_run, collection, self._function, self._batch_size, op, where)
             for op, where in zip(ops, wheres, strict=True)
         ]
 
@@ -288,7 +288,9 @@ def collection_name(prefix: str, embedder: Embedder) -> str:
     return f"{prefix}-{slug}-{embedder.dim}"
 
 
-def _run(collection: Collection, size: int, op: IndexOp, where: ChromaWhere) -> IndexResult:
+def _run(
+    collection: Collection, function: HivegraphEmbeddingFunction, size: int, op: IndexOp, where: ChromaWhere
+) -> IndexResult:
     match op:
         case IndexUpsertOp(items=items):
             _upsert(collection, size, items)
@@ -300,7 +302,7 @@ def _run(collection: Collection, size: int, op: IndexOp, where: ChromaWhere) -> 
         case IndexGetOp(ids=ids):
             return _get(collection, size, ids, where)
         case IndexQueryOp(text=text, k=k):
-            return _query(collection, text, k, where)
+            return _query(collection, function, text, k, where)
 
 
 def _upsert(collection: Collection, size: int, items: Sequence[IndexItem]) -> None:
@@ -343,11 +345,13 @@ def _get(collection: Collection, size: int, ids: Sequence[str] | None, where: Ch
     return [by_id[item_id] for item_id in ids if item_id in by_id]
 
 
-def _query(collection: Collection, text: str, k: int, where: ChromaWhere) -> list[Hit]:
+def _query(
+    collection: Collection, function: HivegraphEmbeddingFunction, text: str, k: int, where: ChromaWhere
+) -> list[Hit]:
     if k < 1 or where.impossible:
         return []
     result = collection.query(
-        query_texts=[text],
+        query_embeddings=[function.query_vector(text)],
         n_results=k,
         where=cast(Any, where.clause),
         include=["documents", "metadatas", "distances"],
