@@ -25,7 +25,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from hivegraph.config import HivegraphSettings, PostgresSettings
 from hivegraph.errors import BackendUnavailableError, MemoryStoreError
-from hivegraph.memory.journal_sql import SqlConn, SqlJournal
+from hivegraph.memory.journal_sql import SqlConn, SqlJournal, UniqueViolationError
 from hivegraph.postgres import connection_kwargs, first_line, postgres_address
 
 R = TypeVar("R")
@@ -47,7 +47,10 @@ class _Conn(SqlConn):
 
     def run(self, sql: str, args: Sequence[Any] = ()) -> int:
         with self.conn.cursor() as cur:
-            cur.execute(sql.replace("?", "%s"), tuple(args))  # pyright: ignore[reportArgumentType, reportCallIssue]
+            try:
+                cur.execute(sql.replace("?", "%s"), tuple(args))  # pyright: ignore[reportArgumentType, reportCallIssue]
+            except pg_errors.UniqueViolation as exc:
+                raise UniqueViolationError(first_line(exc)) from exc
             return cur.rowcount
 
 

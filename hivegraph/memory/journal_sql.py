@@ -53,6 +53,10 @@ CREATE TABLE IF NOT EXISTS hg_keys (key TEXT PRIMARY KEY, scope TEXT NOT NULL, a
 _VERSION_COLUMNS = "record_id, version, kind, hash, user_id, agent_id, team_id, run_id, created_us, valid_from_us"
 
 
+class UniqueViolationError(MemoryStoreError):
+    """A statement broke a uniqueness rule of the schema (raised by a backend's `SqlConn`)."""
+
+
 class SqlConn(Protocol):
     """A connection inside a transaction (or autocommit for reads), with `?` placeholders."""
 
@@ -61,7 +65,12 @@ class SqlConn(Protocol):
         ...
 
     def run(self, sql: str, args: Sequence[Any] = ()) -> int:
-        """Run a statement and return the number of rows it changed."""
+        """Run a statement and return the number of rows it changed.
+
+        Raises:
+            UniqueViolationError: it broke a uniqueness rule (a second open version, a version twice).
+
+        """
         ...
 
 
@@ -130,10 +139,13 @@ class SqlTxn:
         self.conn.run("SAVEPOINT hg_op")
         try:
             stored = self._insert(entry)
-        except ConflictError:
+        except (ConflictError, UniqueViolationError) as exc:
             self.conn.run("ROLLBACK TO SAVEPOINT hg_op")
             self.conn.run("RELEASE SAVEPOINT hg_op")
-            raise
+            record = entry.after or entry.before
+            if isinstance(exc, ConflictError) or record is None:
+                raise
+            raise ConflictError(str(record.id), f"the schema refused the change ({exc})") from exc
         self.conn.run("RELEASE SAVEPOINT hg_op")
         return stored
 

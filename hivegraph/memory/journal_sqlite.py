@@ -25,7 +25,7 @@ from typing import Any, Self, TypeVar
 from hivegraph.config import HivegraphSettings
 from hivegraph.errors import BackendUnavailableError, MemoryStoreError
 from hivegraph.memory.journal_migrate import migrate_v1, needs_v1_migration
-from hivegraph.memory.journal_sql import SqlConn, SqlJournal
+from hivegraph.memory.journal_sql import SqlConn, SqlJournal, UniqueViolationError
 
 R = TypeVar("R")
 BUSY_RETRIES = 5
@@ -40,7 +40,10 @@ class _Conn(SqlConn):
         return self.db.execute(sql, tuple(args)).fetchall()
 
     def run(self, sql: str, args: Sequence[Any] = ()) -> int:
-        return self.db.execute(sql, tuple(args)).rowcount
+        try:
+            return self.db.execute(sql, tuple(args)).rowcount
+        except sqlite3.IntegrityError as exc:
+            raise UniqueViolationError(str(exc)) from exc
 
 
 class SqliteJournal(SqlJournal):
@@ -109,10 +112,11 @@ class SqliteJournal(SqlJournal):
         self._db.execute("BEGIN IMMEDIATE")
         try:
             result = fn(_Conn(self._db))
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # SQLite rolls back by itself after some errors
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
         return result
 
     def _error(self, exc: sqlite3.Error) -> MemoryStoreError:
