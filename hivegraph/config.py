@@ -43,6 +43,8 @@ class PostgresSettings(_Section):
     """How long to wait for the server at start-up before giving up."""
     statement_timeout_s: float = Field(default=30.0, ge=0)
     """Server-side limit on one statement (`statement_timeout`); 0 disables it."""
+    read_timeout_s: float = Field(default=60.0, gt=0)
+    """Client-side limit on waiting for one call's answer (a stalled server cannot time out by itself)."""
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> PostgresSettings:

@@ -13,6 +13,7 @@ bounded number of times.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import zlib
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -54,6 +55,27 @@ class _Conn(SqlConn):
             return cur.rowcount
 
 
+class _Handoff:
+    """Passes a locked connection from a worker thread to a caller that may have stopped waiting."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def deliver(self, conn: psycopg.Connection[Any]) -> bool:
+        """Hand `conn` over; False when the caller has gone (the thread must release it)."""
+        with self._lock:
+            self._conn = None if self._abandoned else conn
+            return not self._abandoned
+
+    def abandon(self) -> psycopg.Connection[Any] | None:
+        """Stop waiting; returns a connection delivered just before (the caller must release it)."""
+        with self._lock:
+            self._abandoned = True
+            return self._conn
+
+
 class PostgresJournal(SqlJournal):
     """The journal in a PostgreSQL database."""
 
@@ -72,6 +94,7 @@ class PostgresJournal(SqlJournal):
         kwargs = connection_kwargs(postgres, dict_rows=False)
         conninfo = postgres.dsn.get_secret_value()
         self._timeout_s = postgres.connect_timeout_s + postgres.statement_timeout_s
+        self._read_timeout_s = postgres.read_timeout_s
         try:
             psycopg.connect(conninfo, **kwargs).close()  # fails at once, with libpq's reason
         except psycopg.OperationalError as exc:
@@ -97,10 +120,28 @@ class PostgresJournal(SqlJournal):
         return cls(settings.journal.postgres)
 
     async def _read(self, fn: Callable[[SqlConn], R]) -> R:
-        return await asyncio.to_thread(self._sync, fn, write=False)
+        return await self._in_thread(lambda: self._sync(fn, write=False))
 
     async def _write(self, fn: Callable[[SqlConn], R]) -> R:
-        return await asyncio.to_thread(self._sync, fn, write=True)
+        return await self._in_thread(lambda: self._sync(fn, write=True))
+
+    async def _in_thread(self, fn: Callable[[], R]) -> R:
+        """Run `fn` in a worker thread, waiting at most `read_timeout_s` for it.
+
+        libpq has no read timeout: against a stalled server a call would wait forever. The caller is
+        answered in time; the thread is left to finish (or fail) when the server answers, so a write
+        that timed out here may still be applied then (an idempotency key makes its retry safe).
+
+        Raises:
+            BackendUnavailableError: no answer within `read_timeout_s`.
+
+        """
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(fn), self._read_timeout_s)
+        except TimeoutError as exc:
+            raise BackendUnavailableError(
+                "postgres", f"{self.where}: no answer within {self._read_timeout_s:g} s (is the server stalled?)"
+            ) from exc
 
     def _sync(self, fn: Callable[[SqlConn], R], *, write: bool) -> R:
         for attempt in range(RETRIES + 1):
@@ -137,20 +178,30 @@ class PostgresJournal(SqlJournal):
         """
         key = zlib.crc32(name.encode()) & 0x7FFFFFFF or 1
         async with self._projection_locks.setdefault(name, asyncio.Lock()):
-            conn = await asyncio.to_thread(self._guarded, self._locked_connection, key)
+            handoff = _Handoff()
+            try:
+                conn = await self._in_thread(lambda: self._guarded(self._locked_connection, key, handoff))
+            except BackendUnavailableError:
+                late = handoff.abandon()
+                if late is not None:  # taken just as we gave up: let it go without waiting again
+                    threading.Thread(target=self._unlock, args=(late, key), daemon=True).start()
+                raise
             try:
                 yield
             finally:
-                await asyncio.to_thread(self._guarded, self._unlock, conn, key)
+                await self._in_thread(lambda: self._guarded(self._unlock, conn, key))
 
-    def _locked_connection(self, key: int) -> psycopg.Connection[Any]:
+    def _locked_connection(self, key: int, handoff: _Handoff) -> psycopg.Connection[Any]:
         conn = self._pool.getconn(self._timeout_s)
         try:
             conn.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, key))
         except BaseException:
             self._pool.putconn(conn)
             raise
-        return conn
+        if handoff.deliver(conn):
+            return conn
+        self._unlock(conn, key)  # the caller stopped waiting (a stalled server): never hold the lock for nobody
+        raise BackendUnavailableError("postgres", f"{self.where}: the projection lock came too late")
 
     def _unlock(self, conn: psycopg.Connection[Any], key: int) -> None:
         try:
