@@ -87,6 +87,8 @@ class MemoryStore:
         self._volatile_cursors: dict[str, int] = {}
         """Cursors of projections that do not persist (they start from 0 in each process)."""
         self._local_locks: dict[str, asyncio.Lock] = {}
+        self._applied: dict[str, int] = {}
+        """The cursor of each projection as this process last saw or set it (a hint: the journal's is the truth)."""
 
     async def open(self) -> MemoryStore:
         """Bring every projection up to date with the journal, repairing one that disagrees; returns self.
@@ -110,19 +112,29 @@ class MemoryStore:
         return await projection.counts() == await self.journal.counts()
 
     async def catch_up(self) -> int:
-        """Apply journal entries the projections have not seen; returns how many were replayed."""
+        """Apply journal entries the projections have not seen; returns how many were replayed.
+
+        One query answers the common case (nothing new since this process last looked); only a
+        projection that may be behind is locked and read.
+        """
+        last = await self.journal.last_seq()
         replayed = 0
         for projection in self.projections:
+            if self._applied.get(projection.name, -1) >= last:
+                continue
             async with self._projection_lock(projection):
                 replayed = max(replayed, await self._catch_up_locked(projection))
         self.lagging = None
         return replayed
 
     async def _catch_up_locked(self, projection: Projection) -> int:
-        entries = await self.journal.read(after=await self._cursor(projection))
+        start = await self._cursor(projection)
+        entries = await self.journal.read(after=start)
         if entries:
             await projection.project(entries)
             await self._advance(projection, entries[-1].seq)
+        else:
+            self._applied[projection.name] = start  # read under the lock: exact
         return len(entries)
 
     async def rebuild(self) -> int:
@@ -177,6 +189,7 @@ class MemoryStore:
             await self.journal.advance(projection.name, seq)
         else:
             self._volatile_cursors[projection.name] = seq
+        self._applied[projection.name] = seq
 
     async def search(
         self,
