@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -15,8 +14,9 @@ import pytest
 
 from hivegraph.app import open_memory
 from hivegraph.cli import main
-from hivegraph.config import HivegraphSettings, load_settings
+from hivegraph.config import HivegraphSettings
 from hivegraph.memory.types import Scope
+from tests.fixtures.settings import embedded_hash_settings
 
 pytestmark = pytest.mark.integration
 
@@ -40,12 +40,7 @@ HOLDER = textwrap.dedent(
 
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HivegraphSettings:
-    monkeypatch.chdir(tmp_path)
-    for var in [v for v in os.environ if v.startswith("HIVEGRAPH_")]:
-        monkeypatch.delenv(var)
-    monkeypatch.setenv("HIVEGRAPH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("HIVEGRAPH_EMBEDDER__BACKEND", "hash")
-    settings = load_settings()
+    settings = embedded_hash_settings(tmp_path, monkeypatch)
     asyncio.run(_write(settings))
     return settings
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,12 @@ import pytest
 
 from hivegraph.app import open_memory
 from hivegraph.cli import main
-from hivegraph.config import HivegraphSettings, load_settings
+from hivegraph.config import HivegraphSettings
 from hivegraph.memory.codec import to_item
 from hivegraph.memory.journal import JournalEntry
 from hivegraph.memory.stores.base import IndexItem
 from hivegraph.memory.types import AddOp, MemoryRecord, Scope, UpdateOp
+from tests.fixtures.settings import embedded_hash_settings
 
 ADA = Scope(user_id="ada")
 BOB = Scope(user_id="bob")
@@ -50,12 +50,7 @@ class Ran:
 
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HivegraphSettings:
-    monkeypatch.chdir(tmp_path)
-    for var in [v for v in os.environ if v.startswith("HIVEGRAPH_")]:
-        monkeypatch.delenv(var)
-    monkeypatch.setenv("HIVEGRAPH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("HIVEGRAPH_EMBEDDER__BACKEND", "hash")
-    return load_settings()
+    return embedded_hash_settings(tmp_path, monkeypatch)
 
 
 def hivegraph(capsys: pytest.CaptureFixture[str], *argv: str) -> Ran:
