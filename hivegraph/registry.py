@@ -110,10 +110,11 @@ VECTOR_STORES: Registry[Any] = Registry(
     setting="vector_store.backend",
     group="hivegraph.vector_stores",
     builtins={
-        "chroma": "hivegraph.memory.stores.chroma:ChromaVectorIndex",
-        "inmemory": "hivegraph.memory.stores.inmemory:InMemoryVectorIndex",
+        "chroma": "hivegraph.memory.stores.chroma:ChromaSpace",
+        "inmemory": "hivegraph.memory.stores.inmemory:InMemorySpace",
     },
 )
+"""`VectorSpace` classes, each with `from_settings(settings)`."""
 JOURNALS: Registry[Any] = Registry(
     kind="journal",
     setting="journal.backend",

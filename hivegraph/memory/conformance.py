@@ -29,6 +29,7 @@ from hivegraph.memory.stores.base import (
     IndexDeleteOp,
     IndexGetOp,
     IndexItem,
+    IndexNearestOp,
     IndexQueryOp,
     IndexUpsertOp,
     VectorIndex,
@@ -416,3 +417,125 @@ async def check_survives_reopen(open_index: OpenIndex) -> None:
         hits = await index.query(FILTERED[3].text, k=2, where={"kind": "event"})
         _expect(hits[0].id, "d", "query after reopen")
         _expect_true(math.isclose(hits[0].score, 1.0, abs_tol=1 - EXACT), f"score {hits[0].score}")
+
+
+@_check
+async def check_nearest_agrees_with_query(open_index: OpenIndex) -> None:
+    """`nearest(embed_query(text))` gives the ids and scores `query(text)` gives, with and without a filter."""
+    cases: list[tuple[str, int, Filter | None]] = [
+        ("comets orbit far stars", 5, None),
+        ("apples bicycles", 3, None),
+        ("dolphins swim", 10, {"kind": "event"}),
+        ("engines fuel", 2, {"n": {"$gte": 2}}),
+        ("apples", 10, {"lang": {"$ne": "en"}}),
+    ]
+    async with _opened(open_index) as index:
+        await index.upsert(FILTERED)
+        for text, k, where in cases:
+            hits = await index.query(text, k=k, where=where)
+            pairs = await index.nearest(index.embed_query(text), k=k, where=where)
+            what = f"nearest({text!r}, k={k}, where={where!r})"
+            _expect([id_ for id_, _ in pairs], _ids(hits), what)
+            scores = [score for _, score in pairs]
+            _expect_true(all(isinstance(score, float) for score in scores), f"{what}: scores are not floats")
+            _expect_true(
+                all(math.isclose(a, b.score, abs_tol=1e-5) for a, b in zip(scores, hits, strict=True)),
+                f"{what}: scores {scores} differ from query's {[hit.score for hit in hits]}",
+            )
+
+
+@_check
+async def check_nearest_ranks_by_cosine(open_index: OpenIndex) -> None:
+    """Best first, scores in [-1, 1], the item's own vector scores about 1, a scaled vector ranks the same."""
+    async with _opened(open_index) as index:
+        await index.upsert(FILTERED)
+        vector = index.embed_query(FILTERED[3].text)
+        pairs = await index.nearest(vector, k=5)
+        _expect(len(pairs), 5, "number of results")
+        _expect(pairs[0][0], "d", "first result")
+        _expect_true(pairs[0][1] >= EXACT, f"its own vector scores {pairs[0][1]}")
+        scores = [score for _, score in pairs]
+        _expect_true(all(-1.0 <= score <= 1.0 for score in scores), f"scores out of [-1, 1]: {scores}")
+        _expect(scores, sorted(scores, reverse=True), "scores in decreasing order")
+        scaled = await index.nearest([3.0 * x for x in vector], k=5)
+        _expect([id_ for id_, _ in scaled], [id_ for id_, _ in pairs], "a scaled vector's ranking")
+
+
+@_check
+async def check_nearest_k_limits_and_exceeds_size(open_index: OpenIndex) -> None:
+    """`k` caps the results; a `k` above the size returns every item; `k` < 1 returns none."""
+    async with _opened(open_index) as index:
+        vector = index.embed_query(FRUIT[0].text)
+        _expect(await index.nearest(vector, k=3), [], "nearest on an empty index")
+        await index.upsert(FRUIT)
+        _expect([id_ for id_, _ in await index.nearest(vector, k=1)], ["a"], "k=1")
+        _expect(len(await index.nearest(vector, k=2)), 2, "k=2")
+        _expect(sorted(id_ for id_, _ in await index.nearest(vector, k=100)), ["a", "b", "c"], "k=100")
+        _expect(await index.nearest(vector, k=0), [], "k=0")
+        _expect(await index.nearest(vector, k=-1), [], "k=-1")
+
+
+@_check
+async def check_nearest_breaks_ties_by_id(open_index: OpenIndex) -> None:
+    """Items with equal scores come in id order."""
+    async with _opened(open_index) as index:
+        await index.upsert([IndexItem(i, "identical twin texts") for i in ("t3", "t1", "t2")])
+        found = await index.nearest(index.embed_query("identical twin texts"), k=3)
+        _expect([id_ for id_, _ in found], ["t1", "t2", "t3"], "tie order")
+
+
+@_check
+async def check_nearest_filters(open_index: OpenIndex) -> None:
+    """Only admitted items come back; a filter nothing satisfies, `$in: []` included, gives []."""
+    cases: list[tuple[Filter, set[str]]] = [
+        ({"kind": "fact"}, {"a", "b"}),
+        ({"n": {"$in": [1, 4]}}, {"a", "d"}),
+        ({"w": {"$gte": 1.5, "$lte": 2.5}}, {"b", "c"}),
+        ({"kind": "nothing"}, set()),
+        ({"n": {"$in": []}}, set()),
+    ]
+    async with _opened(open_index) as index:
+        await index.upsert(FILTERED)
+        vector = index.embed_query("apples bicycles comets")
+        for where, want in cases:
+            _expect({id_ for id_, _ in await index.nearest(vector, k=10, where=where)}, want, f"where={where!r}")
+        (best,) = await index.nearest(index.embed_query(FILTERED[3].text), k=1, where={"kind": "event"})
+        _expect(best[0], "d", "closest admitted item")
+
+
+@_check
+async def check_nearest_in_a_batch(open_index: OpenIndex) -> None:
+    """`IndexNearestOp` runs in `abatch` in order with the other ops."""
+    async with _opened(open_index) as index:
+        vector = index.embed_query(FRUIT[1].text)
+        ops = [IndexNearestOp(vector, 1), IndexUpsertOp(FRUIT), IndexNearestOp(vector, 1)]
+        before, written, after = await index.abatch(ops)
+        _expect(before, [], "nearest on an empty index")
+        _expect(written, None, "upsert")
+        _expect([pair[0] for pair in after or [] if isinstance(pair, tuple)], ["b"], "nearest after the upsert")
+
+
+@_check
+async def check_nearest_refuses_a_vector_of_another_length(open_index: OpenIndex) -> None:
+    """Check that a vector whose length is not the embedder's dimension is a ValueError."""
+    async with _opened(open_index) as index:
+        await index.upsert(FRUIT)
+        wrong = [*index.embed_query("apples"), 0.0]
+        try:
+            await index.nearest(wrong, k=1)
+        except ValueError:
+            return
+        raise AssertionError(f"nearest with a vector of {len(wrong)} numbers did not raise ValueError")
+
+
+@_check
+async def check_embed_query_is_the_embedders_vector(open_index: OpenIndex) -> None:
+    """`embed_query` gives the same values every time, in a list of the caller's own; an item's text scores ~1."""
+    async with _opened(open_index) as index:
+        first = index.embed_query("where does Ada live")
+        first.append(99.0)  # the caller's copy: the cached vector stays as it was
+        again = index.embed_query("where does Ada live")
+        _expect(again, first[:-1], "embed_query twice")
+        await index.upsert([IndexItem("ada", "where does Ada live")])
+        (best,) = await index.nearest(again, k=1)
+        _expect_true(best[1] >= EXACT, f"the query vector of an item's text scores {best[1]}")

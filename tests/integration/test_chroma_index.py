@@ -22,7 +22,6 @@ from hivegraph.errors import BackendUnavailableError, MemoryStoreError
 from hivegraph.memory.stores.base import IndexItem
 from hivegraph.memory.stores.chroma import ChromaVectorIndex, close_client
 from hivegraph.models.testing import HashEmbedder
-from hivegraph.registry import VECTOR_STORES
 from tests.fixtures.chroma_server import ChromaServer, chroma_client, free_port, running_chroma_server
 
 pytestmark = pytest.mark.integration
@@ -47,7 +46,7 @@ def prefix(chroma_server: ChromaServer) -> Iterator[str]:
 async def test_from_settings_opens_an_embedded_collection_named_after_the_embedder(tmp_path: Path) -> None:
     embedder = EmbedderSettings(backend="hash", hash=HashEmbedderSettings(dim=16))
     settings = HivegraphSettings(data_dir=tmp_path, embedder=embedder)
-    index = VECTOR_STORES.load("chroma").from_settings(settings)
+    index = ChromaVectorIndex.from_settings(settings)
     await index.upsert(ITEMS)
     await index.aclose()
 

@@ -11,7 +11,7 @@ from chromadb.utils.embedding_functions import (
 )
 
 from hivegraph.errors import ConfigError
-from hivegraph.memory.stores import chroma_embedding
+from hivegraph.memory.stores.base import QueryCache
 from hivegraph.memory.stores.chroma import collection_name
 from hivegraph.memory.stores.chroma_embedding import HivegraphEmbeddingFunction, registry_name
 from hivegraph.models.testing import HashEmbedder
@@ -84,9 +84,9 @@ class _Counting(HashEmbedder):
         return super().embed(texts)
 
 
-def test_a_repeated_query_is_embedded_once_and_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(chroma_embedding, "QUERY_CACHE_SIZE", 2)
-    function = HivegraphEmbeddingFunction(_Counting(dim=8), backend="hash")
+def test_a_repeated_query_is_embedded_once_and_the_cache_is_bounded() -> None:
+    embedder = _Counting(dim=8)
+    function = HivegraphEmbeddingFunction(embedder, backend="hash", queries=QueryCache(embedder, size=2))
     first = function.query_vector("where does Ada live")
     again = function.query_vector("where does Ada live")
     assert _Counting.embedded == 1 and np.array_equal(first, again)
@@ -95,3 +95,13 @@ def test_a_repeated_query_is_embedded_once_and_the_cache_is_bounded(monkeypatch:
     function.query_vector("c")  # evicts the oldest
     function.query_vector("where does Ada live")
     assert _Counting.embedded == 4
+
+
+def test_a_shared_query_cache_serves_every_function_built_with_it() -> None:
+    embedder = _Counting(dim=8)
+    queries = QueryCache(embedder)
+    first = HivegraphEmbeddingFunction(embedder, backend="hash", queries=queries)
+    second = HivegraphEmbeddingFunction(embedder, backend="hash", queries=queries)
+    before = _Counting.embedded
+    assert first.query_vector("shared query") == second.query_vector("shared query")
+    assert _Counting.embedded == before + 1

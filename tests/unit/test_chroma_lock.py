@@ -15,7 +15,7 @@ import pytest
 
 from hivegraph.errors import BackendUnavailableError, MemoryStoreError
 from hivegraph.memory.stores.base import IndexItem
-from hivegraph.memory.stores.chroma import ChromaVectorIndex
+from hivegraph.memory.stores.chroma import ChromaSpace, ChromaVectorIndex
 from hivegraph.memory.stores.chroma_lock import LOCK_FILE, lock_embedded
 from hivegraph.models.testing import HashEmbedder
 
@@ -27,7 +27,7 @@ HOLDER = textwrap.dedent(
     """
     import asyncio, json, sys
     from hivegraph.memory.stores.base import IndexItem
-    from hivegraph.memory.stores.chroma import ChromaVectorIndex
+    from hivegraph.memory.stores.chroma import ChromaSpace, ChromaVectorIndex
     from hivegraph.models.testing import HashEmbedder
 
     async def main(path):
@@ -37,6 +37,24 @@ HOLDER = textwrap.dedent(
         for line in sys.stdin:
             hits = await index.query(line.strip(), k=2)
             print(json.dumps([hit.id for hit in hits]), flush=True)
+
+    asyncio.run(main(sys.argv[1]))
+    """
+)
+
+# Holds the folder open through a space: writes ITEMS in collection "ada", says "ready", waits until killed.
+SPACE_HOLDER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from hivegraph.memory.stores.base import IndexItem
+    from hivegraph.memory.stores.chroma import ChromaSpace
+    from hivegraph.models.testing import HashEmbedder
+
+    async def main(path):
+        space = ChromaSpace.persistent_at(path, prefix="held", embedder=HashEmbedder())
+        await space.collection("ada").upsert([IndexItem("a", "apples grow in orchards")])
+        print("ready", flush=True)
+        sys.stdin.read()
 
     asyncio.run(main(sys.argv[1]))
     """
@@ -142,4 +160,42 @@ def test_a_released_share_does_not_release_the_others(tmp_path: Path) -> None:
     first.release()
     assert try_lock_elsewhere(tmp_path).startswith("refused:")
     second.release()
+    assert try_lock_elsewhere(tmp_path) == "locked"
+
+
+@pytest.fixture
+def space_holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process with a `ChromaSpace` open on tmp_path."""
+    command = [sys.executable, "-W", "error", "-c", SPACE_HOLDER, str(tmp_path)]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "ready"
+            yield process
+        finally:
+            process.kill()
+
+
+async def test_a_second_process_cannot_open_a_space_on_a_held_folder(
+    tmp_path: Path, space_holder: subprocess.Popen[str]
+) -> None:
+    with pytest.raises(BackendUnavailableError, match=IN_USE) as info:
+        ChromaSpace.persistent_at(tmp_path, prefix="held", embedder=HashEmbedder())
+    assert info.value.backend == "chroma"
+    assert f"(pid {space_holder.pid})" in str(info.value)
+    assert "vector_store.chroma.mode: http" in str(info.value)
+    with pytest.raises(BackendUnavailableError, match=IN_USE):
+        ChromaVectorIndex.persistent_at(tmp_path, collection="held-hash-64-ada", embedder=HashEmbedder())
+
+
+async def test_a_space_holds_the_folder_until_it_is_closed(tmp_path: Path, holder: subprocess.Popen[str]) -> None:
+    with pytest.raises(BackendUnavailableError, match=IN_USE):
+        ChromaSpace.persistent_at(tmp_path, prefix="held", embedder=HashEmbedder())
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(timeout=30)
+
+    space = ChromaSpace.persistent_at(tmp_path, prefix="held", embedder=HashEmbedder())
+    await space.collection("ada").upsert(ITEMS)
+    assert try_lock_elsewhere(tmp_path).startswith("refused:")
+    await space.aclose()
     assert try_lock_elsewhere(tmp_path) == "locked"

@@ -1,8 +1,13 @@
-"""The `VectorIndex` interface: one abstract `abatch`, concrete wrappers over it.
+"""The `VectorIndex` and `VectorSpace` interfaces.
 
 An index holds items (id, text, flat metadata) and finds the nearest ones to a
-query text under a metadata filter. Embedding is the index's job, done with
-the `Embedder` it was built with.
+query text, or to a query vector, under a metadata filter. Embedding is the
+index's job, done with the `Embedder` it was built with; query vectors are kept
+in an LRU (`QueryCache`), so a repeated query is embedded once. Its one abstract
+primitive is `abatch`; `upsert`, `get`, `query`, `nearest` are wrappers.
+
+A space is a set of named indexes (collections) of one backend and one
+embedder, sharing one client and one query cache.
 
 Filters are a mapping of metadata key to a condition, all of which must hold:
 a scalar means equality; `{"$ne": v}`, `{"$in": [..]}`, `{"$gte": v}`,
@@ -11,16 +16,24 @@ a scalar means equality; `{"$ne": v}`, `{"$in": [..]}`, `{"$gte": v}`,
 
 from __future__ import annotations
 
+import re
+import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from hivegraph.memory.types import Scalar
+from hivegraph.models.embedder import Embedder
 
 Condition = Scalar | Mapping[str, Scalar | Sequence[Scalar]]
 Filter = Mapping[str, Condition]
 FILTER_OPERATORS = frozenset({"$ne", "$in", "$gte", "$lte"})
+QUERY_CACHE_SIZE = 1024
+"""Query vectors an index or a space keeps for reuse."""
+COLLECTION_NAME = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?")
+"""A collection name in a space: 1-63 of `[a-z0-9_-]`, starting and ending with a letter or digit."""
 
 
 @dataclass(frozen=True)
@@ -73,8 +86,41 @@ class IndexQueryOp:
     where: Filter | None = None
 
 
-IndexOp = IndexUpsertOp | IndexDeleteOp | IndexGetOp | IndexQueryOp
-IndexResult = list[Hit] | list[IndexItem] | None
+@dataclass(frozen=True)
+class IndexNearestOp:
+    """The ids and cosine similarities of the `k` items nearest to `vector` among those matching `where`."""
+
+    vector: Sequence[float]
+    k: int = 10
+    where: Filter | None = None
+
+
+IndexOp = IndexUpsertOp | IndexDeleteOp | IndexGetOp | IndexQueryOp | IndexNearestOp
+IndexResult = list[Hit] | list[IndexItem] | list[tuple[str, float]] | None
+
+
+class QueryCache:
+    """The vectors of the `size` most recent query texts of one embedder (an LRU); thread-safe."""
+
+    def __init__(self, embedder: Embedder, *, size: int = QUERY_CACHE_SIZE) -> None:
+        self.embedder = embedder
+        self._size = size
+        self._vectors: OrderedDict[str, tuple[float, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, text: str) -> list[float]:
+        """The vector of `text` (a new list), embedded only if it is not cached."""
+        with self._lock:
+            cached = self._vectors.get(text)
+            if cached is not None:
+                self._vectors.move_to_end(text)
+                return list(cached)
+        vector = tuple(float(x) for x in self.embedder.embed([text])[0])
+        with self._lock:
+            self._vectors[text] = vector
+            while len(self._vectors) > self._size:
+                self._vectors.popitem(last=False)
+        return list(vector)
 
 
 class VectorIndex(ABC):
@@ -107,6 +153,17 @@ class VectorIndex(ABC):
         (result,) = await self.abatch([IndexQueryOp(text, k, where)])
         return result  # pyright: ignore[reportReturnType]
 
+    async def nearest(
+        self, vector: Sequence[float], *, k: int = 10, where: Filter | None = None
+    ) -> list[tuple[str, float]]:
+        """The ids and cosine similarities of the `k` nearest items to `vector`, best first, ties by id."""
+        (result,) = await self.abatch([IndexNearestOp(vector, k, where)])
+        return result  # pyright: ignore[reportReturnType]
+
+    @abstractmethod
+    def embed_query(self, text: str) -> list[float]:
+        """The query vector of `text` by the index's embedder, from its `QueryCache`."""
+
     async def count(self, *, where: Filter | None = None) -> int:
         """How many items the index holds (those matching `where`, when given)."""
         return len(await self.get(where=where))
@@ -117,6 +174,56 @@ class VectorIndex(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release the index's resources."""
+
+
+class VectorSpace(ABC):
+    """Named collections of one backend and one embedder, sharing one client and one query cache."""
+
+    persistent: ClassVar[bool] = False
+    """Whether collections survive a new process opening the same location."""
+
+    @property
+    @abstractmethod
+    def embedder(self) -> Embedder:
+        """The embedder of every collection of the space."""
+
+    @abstractmethod
+    def collection(self, name: str) -> VectorIndex:
+        """The handle of collection `name` (the same object each time), created on first use.
+
+        Raises:
+            ValueError: `name` is not a valid collection name (see `check_collection_name`).
+
+        """
+
+    @abstractmethod
+    async def names(self) -> list[str]:
+        """The names of the collections that exist now, sorted."""
+
+    @abstractmethod
+    async def drop(self, name: str) -> None:
+        """Delete collection `name` and its items (no-op if it does not exist); its handle stays usable."""
+
+    @abstractmethod
+    def embed_query(self, text: str) -> list[float]:
+        """The query vector of `text`, from the cache that all collections of the space share."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release the space's client (and an embedded folder's lock) if it opened them."""
+
+
+def check_collection_name(name: str) -> str:
+    """Return `name` if it is a valid collection name: 1-63 of `[a-z0-9_-]`, alphanumeric at both ends.
+
+    Raises:
+        ValueError: it is not.
+
+    """
+    if not COLLECTION_NAME.fullmatch(name):
+        raise ValueError(
+            f"invalid collection name {name!r}: use 1-63 of [a-z0-9_-], starting and ending with a letter or digit"
+        )
+    return name
 
 
 def matches(metadata: Mapping[str, Scalar], where: Filter | None) -> bool:

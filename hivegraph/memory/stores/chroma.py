@@ -1,4 +1,4 @@
-"""`ChromaVectorIndex`: a `VectorIndex` in Chroma, embedded or on a Chroma server.
+"""`ChromaVectorIndex` and `ChromaSpace`: a `VectorIndex` and a `VectorSpace` in Chroma, embedded or on a server.
 
 The collection uses the cosine space; a hit's score is `1 - distance`. Texts
 are embedded by `HivegraphEmbeddingFunction`, which Chroma stores with the
@@ -11,6 +11,10 @@ one, run a Chroma server. Every request to a server has a timeout (chromadb 1.5
 builds its `httpx.Client` with none: a stopped server would hang a call
 forever); a request that times out may still be applied by the server later,
 which is harmless for upserts and deletes by id.
+
+A `ChromaSpace` owns one client; its collection `name` is the Chroma collection
+`<collection_name(prefix, embedder)>-<name>`, so vectors of different embedders
+never share a collection. Its collections share the client and one query cache.
 
 Metadata values are str, int, float or bool (Chroma stores no None and no
 lists). Filter support and its limits are listed in
@@ -25,8 +29,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self, TypeVar, cast
 
-import chromadb
-import httpx
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.errors import NotFoundError
@@ -34,36 +36,38 @@ from chromadb.errors import NotFoundError
 from hivegraph.config import HivegraphSettings
 from hivegraph.errors import ConfigError
 from hivegraph.memory.stores.base import (
+    COLLECTION_NAME,
     Filter,
     Hit,
     IndexDeleteOp,
     IndexGetOp,
     IndexItem,
+    IndexNearestOp,
     IndexOp,
     IndexQueryOp,
     IndexResult,
     IndexUpsertOp,
+    QueryCache,
     VectorIndex,
+    VectorSpace,
+    check_collection_name,
 )
 from hivegraph.memory.stores.chroma_client import (
     CHROMA_ERRORS,
-    TimedHttpClient,
-    chroma_settings,
+    ChromaConnection,
     close_client,
-    connect,
     describe,
     discard_failed_embedded,
-    http_settings,
     translate,
 )
 from hivegraph.memory.stores.chroma_embedding import HivegraphEmbeddingFunction
 from hivegraph.memory.stores.chroma_filters import ChromaWhere, chroma_where
-from hivegraph.memory.stores.chroma_lock import EmbeddedLock, lock_embedded
 from hivegraph.memory.types import Scalar
 from hivegraph.models.embedder import Embedder
 from hivegraph.registry import EMBEDDERS
 
 __all__ = [
+    "ChromaSpace",
     "ChromaVectorIndex",
     "HivegraphEmbeddingFunction",
     "close_client",
@@ -88,14 +92,16 @@ class ChromaVectorIndex(VectorIndex):
         collection: str,
         embedder: Embedder,
         embedder_backend: str | None = None,
+        queries: QueryCache | None = None,
     ) -> None:
-        """Use `collection` (created if missing) of `client`; the caller keeps owning `client`.
+        """Use `collection` (created on first use) of `client`; the caller keeps owning `client`.
 
         Args:
             client: A chromadb client (`PersistentClient`, `HttpClient`).
-            collection: The collection name (3-512 of `[a-zA-Z0-9._-]`).
+            collection: The collection name (3-512 of `[a-zA-Z0-9._-]`, alphanumeric at both ends).
             embedder: Embeds item and query texts.
             embedder_backend: The embedder's name in `EMBEDDERS`; found by its class when None.
+            queries: A cache of `embedder`'s query vectors to share; a new one when None.
 
         Raises:
             ConfigError: the embedder cannot be stored with the collection.
@@ -103,12 +109,11 @@ class ChromaVectorIndex(VectorIndex):
         """
         self._client = client
         self._name = collection
-        self._function = HivegraphEmbeddingFunction(embedder, backend=embedder_backend)
+        self._function = HivegraphEmbeddingFunction(embedder, backend=embedder_backend, queries=queries)
         self._collection: Collection | None = None
         self._batch_size = 1
         self._lock = asyncio.Lock()
-        self._owns_client = False
-        self._embedded_lock: EmbeddedLock | None = None
+        self._connection: ChromaConnection | None = None
         self._where = describe(client)
 
     @classmethod
@@ -126,17 +131,7 @@ class ChromaVectorIndex(VectorIndex):
             ConfigError: the embedder cannot be stored with the collection.
 
         """
-        lock = lock_embedded(path)
-        where = str(lock.folder)
-        try:
-            client = connect(lambda: chromadb.PersistentClient(path=where, settings=chroma_settings()), where)
-            index = cls._owning(client, collection, embedder, embedder_backend)
-        except BaseException:
-            lock.release()
-            discard_failed_embedded(lock.folder)
-            raise
-        index._embedded_lock = lock
-        return index
+        return cls._owning(ChromaConnection.embedded(path), collection, embedder, embedder_backend)
 
     @classmethod
     def http(
@@ -165,11 +160,8 @@ class ChromaVectorIndex(VectorIndex):
             ValueError: `timeout_s` is not positive.
 
         """
-        if not timeout_s > 0:
-            raise ValueError(f"timeout_s must be positive, not {timeout_s}")
-        where = f"{host}:{port}"
-        client = connect(lambda: TimedHttpClient(http_settings(host, port), httpx.Timeout(timeout_s)), where)
-        return cls._owning(client, collection, embedder, embedder_backend)
+        connection = ChromaConnection.http(host, port, timeout_s=timeout_s)
+        return cls._owning(connection, collection, embedder, embedder_backend)
 
     @classmethod
     def from_settings(cls, settings: HivegraphSettings) -> Self:
@@ -178,23 +170,15 @@ class ChromaVectorIndex(VectorIndex):
         The collection is named `<collection_prefix>-<embedder name>-<dim>`, so
         vectors of different embedders never share a collection.
         """
-        backend = settings.embedder.backend
-        embedder: Embedder = EMBEDDERS.load(backend).from_settings(settings)
-        chroma = settings.vector_store.chroma
-        name = collection_name(chroma.collection_prefix, embedder)
-        options: dict[str, Any] = {"collection": name, "embedder": embedder, "embedder_backend": backend}
-        if chroma.mode == "http":
-            return cls.http(chroma.host, chroma.port, timeout_s=chroma.timeout_s, **options)
-        return cls.persistent_at(settings.resolve(chroma.path, "chroma"), **options)
+        embedder, backend = _embedder(settings)
+        name = collection_name(settings.vector_store.chroma.collection_prefix, embedder)
+        return cls._owning(_connect(settings), name, embedder, backend)
 
     @classmethod
-    def _owning(cls, client: ClientAPI, collection: str, embedder: Embedder, backend: str | None) -> Self:
-        try:
-            index = cls(client=client, collection=collection, embedder=embedder, embedder_backend=backend)
-        except ConfigError:
-            close_client(client)
-            raise
-        index._owns_client = True
+    def _owning(cls, connection: ChromaConnection, collection: str, embedder: Embedder, backend: str | None) -> Self:
+        with connection.closed_on_error():
+            index = cls(client=connection.client, collection=collection, embedder=embedder, embedder_backend=backend)
+        index._connection = connection
         return index
 
     @property
@@ -202,18 +186,25 @@ class ChromaVectorIndex(VectorIndex):
         """The embedder that turns texts into vectors."""
         return self._function.embedder
 
+    def embed_query(self, text: str) -> list[float]:
+        """The query vector of `text`, from the query cache."""
+        return self._function.query_vector(text)
+
     async def abatch(self, ops: Sequence[IndexOp]) -> list[IndexResult]:
         """Run `ops` in order and return one result per op (None for writes).
 
         Raises:
             BackendUnavailableError: the Chroma server does not answer.
             MemoryStoreError: Chroma refused an operation.
-            ValueError: a filter uses an unknown operator.
+            ValueError: a filter uses an unknown operator, or a vector has the wrong length.
 
         """
         if not ops:
             return []
-        wheres = [chroma_where(op.where if isinstance(op, IndexGetOp | IndexQueryOp) else None) for op in ops]
+        for op in ops:
+            if isinstance(op, IndexNearestOp) and len(op.vector) != self.embedder.dim:
+                raise ValueError(f"a query vector of {len(op.vector)} numbers; this index holds {self.embedder.dim}")
+        wheres = [chroma_where(None if isinstance(op, IndexUpsertOp | IndexDeleteOp) else op.where) for op in ops]
         collection = await self._open()
         return [
             await self._call(_run, collection, self._function, self._batch_size, op, where)
@@ -246,12 +237,9 @@ class ChromaVectorIndex(VectorIndex):
     async def aclose(self) -> None:
         """Release the client and the embedded folder's lock, if this index opened them."""
         self._collection = None
-        if self._owns_client:
-            self._owns_client = False
-            await asyncio.to_thread(close_client, self._client)
-        if self._embedded_lock is not None:
-            self._embedded_lock.release()
-            self._embedded_lock = None
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await asyncio.to_thread(connection.close)
 
     async def _open(self) -> Collection:
         async with self._lock:
@@ -276,10 +264,170 @@ class ChromaVectorIndex(VectorIndex):
             return
 
     async def _call(self, fn: Callable[..., R], *args: Any) -> R:
-        try:
-            return await asyncio.to_thread(fn, *args)
-        except CHROMA_ERRORS as exc:
-            raise translate(exc, self._where) from exc
+        return await _threaded(self._where, fn, *args)
+
+
+class ChromaSpace(VectorSpace):
+    """Chroma collections of one client and one embedder, named `<collection_name(prefix, embedder)>-<name>`."""
+
+    persistent = True
+
+    def __init__(
+        self, *, client: ClientAPI, prefix: str, embedder: Embedder, embedder_backend: str | None = None
+    ) -> None:
+        """Use collections of `client`; the caller keeps owning `client`.
+
+        Args:
+            client: A chromadb client (`PersistentClient`, `HttpClient`).
+            prefix: Starts every collection name, before the embedder's name and dimension.
+            embedder: Embeds item and query texts of every collection.
+            embedder_backend: The embedder's name in `EMBEDDERS`; found by its class when None.
+
+        Raises:
+            ConfigError: the embedder cannot be stored with a collection.
+
+        """
+        self._client = client
+        self._function = HivegraphEmbeddingFunction(embedder, backend=embedder_backend)
+        self._prefix = f"{collection_name(prefix, embedder)}-"
+        self._collections: dict[str, ChromaVectorIndex] = {}
+        self._connection: ChromaConnection | None = None
+        self._where = describe(client)
+
+    @classmethod
+    def persistent_at(
+        cls, path: str | Path, *, prefix: str, embedder: Embedder, embedder_backend: str | None = None
+    ) -> Self:
+        """Open an embedded Chroma database in the folder `path` (created if missing), locked until `aclose`.
+
+        Raises:
+            BackendUnavailableError: another process has the database open.
+            MemoryStoreError: the database cannot be opened.
+            ConfigError: the embedder cannot be stored with a collection.
+
+        """
+        return cls._owning(ChromaConnection.embedded(path), prefix, embedder, embedder_backend)
+
+    @classmethod
+    def http(
+        cls,
+        host: str,
+        port: int,
+        *,
+        prefix: str,
+        embedder: Embedder,
+        embedder_backend: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> Self:
+        """Connect to a Chroma server (`chroma run`) at `host:port`; every request times out after `timeout_s`.
+
+        Raises:
+            BackendUnavailableError: no Chroma server answers there in time.
+            ConfigError: the embedder cannot be stored with a collection.
+            ValueError: `timeout_s` is not positive.
+
+        """
+        connection = ChromaConnection.http(host, port, timeout_s=timeout_s)
+        return cls._owning(connection, prefix, embedder, embedder_backend)
+
+    @classmethod
+    def from_settings(cls, settings: HivegraphSettings) -> Self:
+        """Build from `vector_store.chroma` (its `collection_prefix`) with the configured embedder."""
+        embedder, backend = _embedder(settings)
+        return cls._owning(_connect(settings), settings.vector_store.chroma.collection_prefix, embedder, backend)
+
+    @classmethod
+    def _owning(cls, connection: ChromaConnection, prefix: str, embedder: Embedder, backend: str | None) -> Self:
+        with connection.closed_on_error():
+            space = cls(client=connection.client, prefix=prefix, embedder=embedder, embedder_backend=backend)
+        space._connection = connection
+        return space
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder of every collection."""
+        return self._function.embedder
+
+    def collection(self, name: str) -> ChromaVectorIndex:
+        """The collection `name`; the Chroma collection is created on its first operation.
+
+        Raises:
+            ValueError: `name` is not a valid collection name.
+
+        """
+        found = self._collections.get(name)
+        if found is None:
+            found = ChromaVectorIndex(
+                client=self._client,
+                collection=self._prefix + check_collection_name(name),
+                embedder=self.embedder,
+                embedder_backend=self._function.backend,
+                queries=self._function.queries,
+            )
+            self._collections[name] = found
+        return found
+
+    async def names(self) -> list[str]:
+        """The collections of this space (prefix and embedder) that exist now, sorted.
+
+        Raises:
+            BackendUnavailableError: the Chroma server does not answer.
+            MemoryStoreError: Chroma refused to list its collections.
+
+        """
+        found = await _threaded(self._where, self._client.list_collections)
+        names = [c.name[len(self._prefix) :] for c in found if c.name.startswith(self._prefix)]
+        return sorted(name for name in names if _named(name))
+
+    async def drop(self, name: str) -> None:
+        """Delete collection `name` (no-op if it does not exist); its handle creates it again on next use.
+
+        Raises:
+            ValueError: `name` is not a valid collection name.
+            BackendUnavailableError: the Chroma server does not answer.
+            MemoryStoreError: Chroma refused to delete the collection.
+
+        """
+        await self.collection(name).drop()
+
+    def embed_query(self, text: str) -> list[float]:
+        """The query vector of `text`, from the query cache all collections share."""
+        return self._function.query_vector(text)
+
+    async def aclose(self) -> None:
+        """Forget the collections; release the client and the embedded folder's lock, if this space opened them."""
+        for index in self._collections.values():
+            await index.aclose()
+        self._collections.clear()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await asyncio.to_thread(connection.close)
+
+
+def _named(name: str) -> bool:
+    return COLLECTION_NAME.fullmatch(name) is not None
+
+
+def _embedder(settings: HivegraphSettings) -> tuple[Embedder, str]:
+    """The configured embedder and its `EMBEDDERS` name."""
+    backend = settings.embedder.backend
+    return EMBEDDERS.load(backend).from_settings(settings), backend
+
+
+def _connect(settings: HivegraphSettings) -> ChromaConnection:
+    """Open the client `vector_store.chroma` describes: a server's, or the embedded folder's (locked)."""
+    chroma = settings.vector_store.chroma
+    if chroma.mode == "http":
+        return ChromaConnection.http(chroma.host, chroma.port, timeout_s=chroma.timeout_s)
+    return ChromaConnection.embedded(settings.resolve(chroma.path, "chroma"))
+
+
+async def _threaded(where: str, fn: Callable[..., R], *args: Any) -> R:
+    """Run a chromadb call in a worker thread, translating its errors."""
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except CHROMA_ERRORS as exc:
+        raise translate(exc, where) from exc
 
 
 def collection_name(prefix: str, embedder: Embedder) -> str:
@@ -303,6 +451,8 @@ def _run(
             return _get(collection, size, ids, where)
         case IndexQueryOp(text=text, k=k):
             return _query(collection, function, text, k, where)
+        case IndexNearestOp(vector=vector, k=k):
+            return _nearest(collection, vector, k, where)
 
 
 def _upsert(collection: Collection, size: int, items: Sequence[IndexItem]) -> None:
@@ -361,10 +511,25 @@ def _query(
     metadatas = (result["metadatas"] or [[]])[0]
     distances = (result["distances"] or [[]])[0]
     hits = [
-        Hit(id=id_, text=doc or "", metadata=_scalars(meta), score=min(1.0, max(-1.0, 1.0 - float(dist))))
+        Hit(id=id_, text=doc or "", metadata=_scalars(meta), score=_similarity(dist))
         for id_, doc, meta, dist in zip(ids, documents, metadatas, distances, strict=True)
     ]
     return sorted(hits, key=lambda hit: (-hit.score, hit.id))
+
+
+def _nearest(collection: Collection, vector: Sequence[float], k: int, where: ChromaWhere) -> list[tuple[str, float]]:
+    if k < 1 or where.impossible:
+        return []
+    options: dict[str, Any] = {} if where.clause is None else {"where": where.clause}
+    result = collection.query(query_embeddings=[list(vector)], n_results=k, include=["distances"], **options)
+    distances = (result["distances"] or [[]])[0]
+    found = [(id_, _similarity(dist)) for id_, dist in zip(result["ids"][0], distances, strict=True)]
+    return sorted(found, key=lambda pair: (-pair[1], pair[0]))
+
+
+def _similarity(distance: float) -> float:
+    """The cosine similarity of a cosine distance, clamped to [-1, 1]."""
+    return min(1.0, max(-1.0, 1.0 - float(distance)))
 
 
 def _items(result: Mapping[str, Any]) -> list[IndexItem]:

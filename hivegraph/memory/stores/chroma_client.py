@@ -2,14 +2,18 @@
 
 chromadb 1.5 has no timeout setting for a server client and leaks its HTTP
 pools on close; both are mended here, in one place, through the few private
-attributes they need (named in each docstring).
+attributes they need (named in each docstring). `ChromaConnection` is a client
+with what must be released with it (an embedded folder's lock).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import chromadb
 import httpx
 from chromadb.api import ClientAPI
 from chromadb.api.client import Client
@@ -19,9 +23,72 @@ from chromadb.errors import ChromaError
 from typing_extensions import override
 
 from hivegraph.errors import BackendUnavailableError, MemoryStoreError
+from hivegraph.memory.stores.chroma_lock import EmbeddedLock, lock_embedded
 
 CHROMA_ERRORS = (ChromaError, httpx.HTTPError, ValueError, TypeError)
 """What chromadb raises for a failed call (translated by `translate`)."""
+
+
+@dataclass
+class ChromaConnection:
+    """A client opened by hivegraph, and the embedded folder's lock it holds, if any."""
+
+    client: ClientAPI
+    lock: EmbeddedLock | None = None
+    closed: bool = field(default=False, init=False)
+
+    @classmethod
+    def embedded(cls, path: str | Path) -> ChromaConnection:
+        """Lock the folder `path` (created if missing) for this process and open a `PersistentClient` on it.
+
+        Raises:
+            BackendUnavailableError: another process has the database open.
+            MemoryStoreError: the database cannot be opened.
+
+        """
+        lock = lock_embedded(path)
+        where = str(lock.folder)
+        try:
+            client = connect(lambda: chromadb.PersistentClient(path=where, settings=chroma_settings()), where)
+        except BaseException:
+            lock.release()
+            discard_failed_embedded(lock.folder)
+            raise
+        return cls(client, lock)
+
+    @classmethod
+    def http(cls, host: str, port: int, *, timeout_s: float) -> ChromaConnection:
+        """Connect to a Chroma server at `host:port`, every request limited to `timeout_s` seconds.
+
+        Raises:
+            BackendUnavailableError: no Chroma server answers there in time.
+            ValueError: `timeout_s` is not positive.
+
+        """
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive, not {timeout_s}")
+        timeout = httpx.Timeout(timeout_s)
+        return cls(connect(lambda: TimedHttpClient(http_settings(host, port), timeout), f"{host}:{port}"))
+
+    def close(self) -> None:
+        """Close the client, then release the folder's lock (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        close_client(self.client)
+        if self.lock is not None:
+            self.lock.release()
+
+    @contextmanager
+    def closed_on_error(self) -> Generator[ChromaConnection]:
+        """Close this connection (and forget a failed embedded system) if the block raises."""
+        try:
+            yield self
+        except BaseException:
+            self.close()
+            if self.lock is not None:
+                discard_failed_embedded(self.lock.folder)
+            raise
 
 
 def close_client(client: ClientAPI) -> None:

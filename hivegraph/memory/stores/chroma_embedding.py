@@ -10,18 +10,16 @@ collection with plain `client.get_collection(name)` and query it by text.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-import numpy.typing as npt
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import (
     register_embedding_function,  # pyright: ignore[reportUnknownVariableType]
 )
 
 from hivegraph.errors import ConfigError
+from hivegraph.memory.stores.base import QueryCache
 from hivegraph.models.embedder import Embedder
 from hivegraph.registry import EMBEDDERS
 
@@ -37,15 +35,13 @@ class ConfigurableEmbedder(Embedder, Protocol):
         ...
 
 
-QUERY_CACHE_SIZE = 1024
-"""Query vectors kept for reuse (an LRU)."""
-
-
 class HivegraphEmbeddingFunction(EmbeddingFunction[Documents]):
     """Wraps a hivegraph `Embedder` (cosine space) for Chroma."""
 
-    def __init__(self, embedder: Embedder, *, backend: str | None = None) -> None:
+    def __init__(self, embedder: Embedder, *, backend: str | None = None, queries: QueryCache | None = None) -> None:
         """Wrap `embedder`; `backend` is its name in `EMBEDDERS`, found by its class when None.
+
+        `queries` is a cache of `embedder`'s query vectors to share (a new one when None).
 
         Raises:
             ConfigError: the embedder has no `get_config` or is not registered.
@@ -56,27 +52,16 @@ class HivegraphEmbeddingFunction(EmbeddingFunction[Documents]):
             raise ConfigError(f"embedder {name} has no get_config(); Chroma cannot store it")
         self.embedder: ConfigurableEmbedder = embedder
         self.backend = backend if backend is not None else registry_name(embedder)
-        self._query_cache: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self.queries = queries if queries is not None else QueryCache(embedder)
 
     def __call__(self, input: Documents) -> Embeddings:
         """One float32 vector per document."""
         vectors = self.embedder.embed(list(input))
         return [np.asarray(vector, dtype=np.float32) for vector in vectors]
 
-    def query_vector(self, text: str) -> npt.NDArray[np.float32]:
-        """The vector of a query text, from a bounded cache of recent queries (recall asks once per agent)."""
-        with self._cache_lock:
-            cached = self._query_cache.get(text)
-            if cached is not None:
-                self._query_cache.move_to_end(text)
-                return cached
-        vector = np.asarray(self.embedder.embed([text])[0], dtype=np.float32)
-        with self._cache_lock:
-            self._query_cache[text] = vector
-            while len(self._query_cache) > QUERY_CACHE_SIZE:
-                self._query_cache.popitem(last=False)
-        return vector
+    def query_vector(self, text: str) -> list[float]:
+        """The vector of a query text, from the query cache (an LRU of recent queries)."""
+        return self.queries(text)
 
     @staticmethod
     def name() -> str:
