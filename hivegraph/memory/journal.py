@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from hivegraph.memory.types import MemoryKind, MemoryOp, MemoryRecord, Scope, Source, utcnow
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the journal's storage layout; a journal refuses to open a newer one."""
 
 
@@ -96,6 +96,24 @@ class BatchResult:
     refused: list[RefusedOp] = field(default_factory=list[RefusedOp])
 
 
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """One version as the read path needs it."""
+
+    record: MemoryRecord
+    tokens: int
+    """Tokens of `record.text`, counted at write time with the journal's `token_encoding`."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnKey:
+    """A turn of a session, in exactly one scope."""
+
+    scope: Scope
+    session_id: str
+    turn: int
+
+
 @dataclass(frozen=True)
 class Unreadable:
     """A stored entry or version that no longer parses (written by an older, laxer version)."""
@@ -106,9 +124,20 @@ class Unreadable:
 
 
 class Journal(ABC):
-    """An append-only log of memory ops plus the record versions they produced."""
+    """An append-only log of memory ops plus the record versions they produced.
+
+    The read path reads from it too, each in one indexed read: versions by id
+    with their token counts, keyword search over the current versions (the
+    full-text index is written in the same transaction as the versions), the
+    turns of sessions, and the event columns (`session_id`, `turn`, `speaker`,
+    `occurred_at` of a record's metadata, extracted when a version is written;
+    `occurred_at` in POSIX seconds becomes `occurred_us`). A read in a scope sees
+    the records whose scope has every field it sets, with the same value (as `records`).
+    """
 
     name: ClassVar[str] = "journal"
+    token_encoding: str
+    """The tiktoken encoding the stored token counts use (fixed when the journal is created)."""
 
     @abstractmethod
     async def submit(self, batch: Batch) -> BatchResult:
@@ -192,6 +221,63 @@ class Journal(ABC):
     @abstractmethod
     async def unreadable(self) -> list[Unreadable]:
         """Stored entries and versions that do not parse (reported by `verify`, never fatal)."""
+
+    @abstractmethod
+    async def versions(self, version_ids: Sequence[str]) -> dict[str, StoredVersion]:
+        """The versions with these ids (`<record id>:<version>`), open or closed; unknown or malformed ids left out."""
+
+    @abstractmethod
+    async def keyword_search(
+        self,
+        terms: Sequence[str],
+        *,
+        scope: Scope,
+        kinds: Sequence[MemoryKind] | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+        k: int = 50,
+    ) -> list[tuple[str, float]]:
+        """The `k` current versions in `scope` that best match `terms`, best first, as (version id, score).
+
+        `terms` are index terms (`hivegraph.memory.text.tokenize`; repeats weigh more). With `since_us`
+        or `until_us`, only versions whose event time lies in the range (inclusive) count. A higher
+        score is better; versions sharing no term are never returned; `k <= 0` or no terms gives `[]`.
+        """
+
+    @abstractmethod
+    async def turns(
+        self,
+        keys: Sequence[TurnKey],
+        *,
+        kinds: Sequence[MemoryKind] | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+    ) -> dict[TurnKey, StoredVersion]:
+        """The current version at each (exact scope, session id, turn), where there is one that passes the filters.
+
+        Where several current versions share a key, the first by (creation time, record id).
+        """
+
+    @abstractmethod
+    async def facet_values(
+        self, key: Literal["speaker", "session_id"], *, scope: Scope, kinds: Sequence[MemoryKind] | None = None
+    ) -> list[str]:
+        """The distinct values of an event column among the current versions in `scope`, sorted."""
+
+    @abstractmethod
+    async def events(
+        self,
+        *,
+        scope: Scope,
+        kinds: Sequence[MemoryKind] | None = None,
+        session_id: str | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+    ) -> list[MemoryRecord]:
+        """The current versions in `scope` that have an event time, by (event time, session id, turn, record id).
+
+        A missing session id or turn sorts before any value.
+        """
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release the journal's resources."""

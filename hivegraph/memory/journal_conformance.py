@@ -12,6 +12,10 @@ location) and raises `AssertionError` on a deviation from the reference
 Concurrency checks run many `submit` calls at once on one journal object and
 on two objects opened on the same location, so a journal whose transactions do
 not exclude each other fails them.
+
+The read-path checks (`versions`, `keyword_search`, `turns`, `facet_values`,
+`events`) test properties every backend shares, not scores: backends rank
+differently (BM25 in memory and in SQLite's FTS5, `ts_rank` in PostgreSQL).
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from hivegraph.errors import ConflictError, KeyScopeError
-from hivegraph.memory.journal import Batch, BatchResult, Journal, UndoRequest
-from hivegraph.memory.types import AddOp, DeleteOp, MemoryOp, MemoryRecord, NoopOp, Scope, UpdateOp
+from hivegraph.memory.journal import Batch, BatchResult, Journal, TurnKey, UndoRequest
+from hivegraph.memory.journal_codec import micros
+from hivegraph.memory.text import tokenize
+from hivegraph.memory.types import AddOp, DeleteOp, MemoryKind, MemoryOp, MemoryRecord, NoopOp, Scalar, Scope, UpdateOp
+from hivegraph.models.tokens import TokenCounter
 
 OpenJournal = Callable[[], Awaitable[Journal]]
 """Opens the journal under test; every call opens the same location."""
@@ -32,11 +39,15 @@ JournalCheck = Callable[[OpenJournal], Awaitable[None]]
 
 JOURNAL_CHECKS: dict[str, JournalCheck] = {}
 """Every check, by name."""
-PERSISTENCE_CHECKS = frozenset({"survives_reopen", "two_handles_serialise_writers"})
+PERSISTENCE_CHECKS = frozenset(
+    {"survives_reopen", "two_handles_serialise_writers", "another_handle_searches_what_one_wrote"}
+)
 """Checks that need a journal another handle can open again."""
 
 ADA = Scope(user_id="ada")
 BOB = Scope(user_id="bob")
+ADA_PLANNER = Scope(user_id="ada", agent_id="planner")
+PLANNER = Scope(agent_id="planner")
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 WRITERS = 8
 
@@ -334,3 +345,189 @@ async def check_two_handles_serialise_writers(open_journal: OpenJournal) -> None
         adds = await asyncio.gather(*(_submit(j, AddOp(text="same fact")) for j in handles))
         _expect(sum(1 for r in adds for e in r.applied if e.after is not None), 1, "deduplicated across handles")
         _expect([e.seq for e in await second.read()], list(range(1, await first.last_seq() + 1)), "gapless seqs")
+
+
+async def _event(
+    journal: Journal, text: str, *, scope: Scope = ADA, session: str | None = "s1", turn: int | None = None,
+    at: datetime | None = None, speaker: str | None = None, kind: MemoryKind = "episodic",
+) -> MemoryRecord:  # fmt: skip
+    """An event as episodic memory writes it (not de-duplicated), with the well-known metadata keys."""
+    given = {"session_id": session, "turn": turn, "speaker": speaker, "occurred_at": at.timestamp() if at else None}
+    metadata: dict[str, Scalar] = {key: value for key, value in given.items() if value is not None}
+    result = await _submit(journal, AddOp(text=text, kind=kind, metadata=metadata, dedupe=False), scope=scope)
+    after = result.applied[0].after
+    assert after is not None, f"ADD of {text!r} opened no version ({result.refused})"
+    return after
+
+
+async def _found(journal: Journal, query: str, scope: Scope, **filters: object) -> list[str]:
+    """The version ids a keyword search for `query` (tokenized) finds, best first."""
+    return [v for v, _ in await journal.keyword_search(tokenize(query), scope=scope, **filters)]  # type: ignore[arg-type]
+
+
+@_check
+async def check_keyword_search_stays_in_scope(open_journal: OpenJournal) -> None:
+    """A search sees the records whose scope has every field its scope sets; the empty scope sees all."""
+    async with _opened(open_journal) as journal:
+        scopes = {
+            "ada": ADA, "ada/planner": ADA_PLANNER, "bob": BOB, "planner": PLANNER,
+            "ada/team": Scope(user_id="ada", team_id="crew"), "bob/planner": Scope(user_id="bob", agent_id="planner"),
+        }  # fmt: skip
+        ids = {name: (await _add(journal, f"{name} harbor note", scope=s)).version_id for name, s in scopes.items()}
+        nothing: set[str] = set()
+
+        async def seen(scope: Scope) -> set[str]:
+            return {name for name, v in ids.items() if v in await _found(journal, "harbor", scope)}
+
+        _expect(await seen(ADA), {"ada", "ada/planner", "ada/team"}, "Ada's search")
+        _expect(await seen(BOB), {"bob", "bob/planner"}, "Bob's search")
+        _expect(await seen(ADA_PLANNER), {"ada/planner"}, "Ada's planner's search")
+        _expect(await seen(PLANNER), {"ada/planner", "planner", "bob/planner"}, "any planner's search")
+        _expect(await seen(Scope()), set(scopes), "the global search")
+        _expect(await seen(Scope(user_id="carol")), nothing, "a stranger's search")
+        _expect(await seen(Scope(user_id="ada", run_id="r9")), nothing, "a run with no records")
+
+
+@_check
+async def check_keyword_search_finds_current_versions_only(open_journal: OpenJournal) -> None:
+    """An UPDATE makes the old text unfindable and the new one findable; DELETE removes; undo restores."""
+    async with _opened(open_journal) as journal:
+        record = await _add(journal, "Ada keeps a falcon")
+        update = await _submit(journal, UpdateOp(record_id=record.id, text="Ada keeps an owl"))
+        _expect(await _found(journal, "falcon", ADA), [], "the old text after the UPDATE")
+        _expect(await _found(journal, "owl", ADA), [f"{record.id}:2"], "the new text after the UPDATE")
+        deleted = await _submit(journal, DeleteOp(record_id=record.id))
+        _expect(await _found(journal, "owl", ADA), [], "the text after the DELETE")
+        await journal.undo(UndoRequest(op_id=deleted.applied[0].op_id, scope=ADA, actor="check"))
+        _expect(await _found(journal, "owl", ADA), [f"{record.id}:3"], "the text after undoing the DELETE")
+        _expect(await _found(journal, "falcon", ADA), [], "the old text still")
+        await journal.undo(UndoRequest(op_id=update.applied[0].op_id, scope=ADA, actor="check"))
+        _expect(await _found(journal, "falcon keeps", ADA), [f"{record.id}:4"], "the text after undoing the UPDATE")
+
+
+@_check
+async def check_keyword_search_filters_kinds_and_event_time(open_journal: OpenJournal) -> None:
+    """Kinds filter; a time range is inclusive at both ends and leaves out versions without an event time."""
+    async with _opened(open_journal) as journal:
+        times = [T0 + timedelta(hours=n) for n in range(3)]
+        events = [(await _event(journal, f"picnic {n}", turn=n, at=at)).version_id for n, at in enumerate(times)]
+        fact = (await _add(journal, "picnic basket")).version_id
+        _expect(set(await _found(journal, "picnic", ADA)), {*events, fact}, "no filter")
+        _expect(set(await _found(journal, "picnic", ADA, kinds=["semantic"])), {fact}, "semantic only")
+        both = set(await _found(journal, "picnic", ADA, kinds=["semantic", "episodic"]))
+        _expect(both, {*events, fact}, "both kinds")
+        _expect(await _found(journal, "picnic", ADA, kinds=["procedural"]), [], "a kind with no records")
+        first, last = micros(times[0]), micros(times[2])
+        _expect(set(await _found(journal, "picnic", ADA, since_us=first, until_us=last)), set(events), "inclusive")
+        _expect(set(await _found(journal, "picnic", ADA, since_us=first + 1)), set(events[1:]), "after the first")
+        _expect(set(await _found(journal, "picnic", ADA, until_us=last - 1)), set(events[:2]), "before the last")
+        _expect(await _found(journal, "picnic", ADA, since_us=last + 1), [], "after every event")
+
+
+@_check
+async def check_keyword_search_ranks_and_limits(open_journal: OpenJournal) -> None:
+    """More query terms matched ranks higher; scores fall; `k` limits; nothing shared, no terms or k <= 0: []."""
+    async with _opened(open_journal) as journal:
+        for n in range(6):
+            await _add(journal, f"filler note number {n} about the weather")
+        both = (await _add(journal, "kayak paddle lesson")).version_id
+        one = (await _add(journal, "kayak rental desk")).version_id
+        found = await journal.keyword_search(tokenize("kayak paddle"), scope=ADA)
+        _expect([v for v, _ in found], [both, one], "two terms above one")
+        _expect(found[0][1] > found[1][1] > 0, True, f"scores fall and are positive ({found})")
+        _expect([v for v, _ in await journal.keyword_search(tokenize("kayak paddle"), scope=ADA, k=1)], [both], "k=1")
+        _expect(await journal.keyword_search(tokenize("kayak"), scope=ADA, k=0), [], "k=0")
+        _expect(await journal.keyword_search([], scope=ADA), [], "no terms")
+        _expect(await journal.keyword_search(tokenize("zeppelin"), scope=ADA), [], "a term absent everywhere")
+        _expect(await journal.keyword_search(["kayak paddle", '"', "KAYAK", "*"], scope=ADA), [], "not index terms")
+        repeated = await journal.keyword_search(["kayak", "kayak", "paddl"], scope=ADA)
+        _expect([v for v, _ in repeated], [both, one], "repeated terms")
+
+
+@_check
+async def check_versions_reads_open_and_closed_versions_with_tokens(open_journal: OpenJournal) -> None:
+    """`versions` returns closed versions too, with token counts of the journal's encoding; skips unknown ids."""
+    async with _opened(open_journal) as journal:
+        record = await _add(journal, "Ada prefers the window seat on long flights")
+        await _submit(journal, UpdateOp(record_id=record.id, text="Ada prefers the aisle seat"))
+        first, second = f"{record.id}:1", f"{record.id}:2"
+        asked = [first, second, f"{record.id}:9", f"{UUID(int=5)}:1", "junk", f"{record.id}:x", f"{record.id}:-1", ""]
+        found = await journal.versions(asked)
+        _expect(sorted(found), [first, second], "versions found")
+        _expect(found[first].record.valid_to is not None and found[second].record.is_current, True, "open and closed")
+        _expect(found[first].record.text, "Ada prefers the window seat on long flights", "the closed version's text")
+        counter = TokenCounter(encoding_name=journal.token_encoding)
+        counts = {v: counter.count(stored.record.text) for v, stored in found.items()}
+        _expect({v: stored.tokens for v, stored in found.items()}, counts, "token counts")
+        _expect(await journal.versions([]), {}, "no ids")
+
+
+@_check
+async def check_turns_are_found_in_their_exact_scope(open_journal: OpenJournal) -> None:
+    """`turns` finds the current version at (exact scope, session, turn), passing kinds and time filters."""
+    async with _opened(open_journal) as journal:
+        at = [T0 + timedelta(minutes=n) for n in range(3)]
+        planner = [await _event(journal, f"planner turn {n}", scope=ADA_PLANNER, turn=n, at=at[n]) for n in range(3)]
+        own = await _event(journal, "Ada's own turn", turn=0, at=at[0])
+        other = await _event(journal, "second session", session="s2", turn=1, at=at[1])
+        keys = [TurnKey(ADA_PLANNER, "s1", 1), TurnKey(ADA, "s1", 0), TurnKey(ADA, "s1", 1), TurnKey(ADA, "s2", 1),
+                TurnKey(ADA_PLANNER, "s2", 1), TurnKey(BOB, "s1", 0), TurnKey(ADA_PLANNER, "s1", 7)]  # fmt: skip
+        found = await journal.turns(keys)
+        want = {keys[0]: planner[1].version_id, keys[1]: own.version_id, keys[3]: other.version_id}
+        _expect({k: s.record.version_id for k, s in found.items()}, want, "exact-scope turns")
+        counter = TokenCounter(encoding_name=journal.token_encoding)
+        _expect(found[keys[1]].tokens, counter.count(own.text), "token count")
+        _expect(await journal.turns(keys, kinds=["semantic"]), {}, "another kind")
+        late = await journal.turns(keys, since_us=micros(at[1]))
+        _expect(sorted(s.record.version_id for s in late.values()), sorted([planner[1].version_id, other.version_id]),
+                "since the second minute")  # fmt: skip
+        updated = await _submit(journal, UpdateOp(record_id=own.id, text="Ada's revised turn"))
+        after = updated.applied[0].after
+        assert after is not None
+        _expect((await journal.turns([keys[1]]))[keys[1]].record.version_id, after.version_id, "the current version")
+        await _submit(journal, DeleteOp(record_id=own.id))
+        _expect(await journal.turns([keys[1]]), {}, "a deleted turn")
+
+
+@_check
+async def check_facet_values_and_events(open_journal: OpenJournal) -> None:
+    """Facet values are distinct and sorted, in scope; events come by (time, session, turn, record id)."""
+    async with _opened(open_journal) as journal:
+        early, late = T0, T0 + timedelta(hours=1)
+        b1 = await _event(journal, "b one", session="b", turn=1, at=early, speaker="Mel")
+        a2 = await _event(journal, "a two", session="a", turn=2, at=early, speaker="Caroline")
+        a1 = await _event(journal, "a one", session="a", turn=1, at=early, speaker="Mel")
+        loose = await _event(journal, "no session", session=None, at=early, speaker="Zed")
+        last = await _event(journal, "later", session="a", turn=0, at=late, speaker="Ann", scope=ADA_PLANNER)
+        await _event(journal, "no time", session="c", turn=0, speaker="Nobody")
+        await _event(journal, "Bob's", scope=BOB, session="z", turn=0, at=early, speaker="Bobby")
+        await _add(journal, "a plain fact")
+        _expect(
+            await journal.facet_values("speaker", scope=ADA), ["Ann", "Caroline", "Mel", "Nobody", "Zed"], "speakers"
+        )
+        _expect(await journal.facet_values("session_id", scope=ADA), ["a", "b", "c"], "sessions")
+        _expect(await journal.facet_values("speaker", scope=ADA_PLANNER), ["Ann"], "the planner's speakers")
+        _expect(await journal.facet_values("speaker", scope=ADA, kinds=["semantic"]), [], "another kind")
+        order = [loose, a1, a2, b1, last]
+        _expect([r.id for r in await journal.events(scope=ADA)], [r.id for r in order], "event order")
+        _expect([r.id for r in await journal.events(scope=ADA, session_id="a")], [a1.id, a2.id, last.id], "one session")
+        window = await journal.events(scope=ADA, since_us=micros(late), until_us=micros(late))
+        _expect([r.id for r in window], [last.id], "an exact time range")
+        _expect(await journal.events(scope=ADA, kinds=["semantic"]), [], "facts have no event time")
+        _expect([r.id for r in await journal.events(scope=ADA_PLANNER)], [last.id], "the planner's events")
+        await _submit(journal, DeleteOp(record_id=last.id), scope=ADA_PLANNER)
+        _expect(await journal.facet_values("speaker", scope=ADA_PLANNER), [], "speakers of deleted events")
+
+
+@_check
+async def check_another_handle_searches_what_one_wrote(open_journal: OpenJournal) -> None:
+    """The keyword index is in the journal: another handle (a process) sees each write at once, and after reopening."""
+    async with _opened(open_journal) as first, _opened(open_journal) as second:
+        record = await _add(first, "Ada collects vinyl records")
+        _expect(await _found(second, "vinyl", ADA), [record.version_id], "seen by the other handle")
+        await _submit(second, UpdateOp(record_id=record.id, text="Ada collects stamps"))
+        _expect(await _found(first, "vinyl", ADA), [], "the update seen by the first handle")
+    async with _opened(open_journal) as journal:
+        _expect(await _found(journal, "stamps", ADA), [f"{record.id}:2"], "after reopening")
+        both = [f"{record.id}:1", f"{record.id}:2"]
+        _expect(sorted(await journal.versions(both)), both, "versions after reopening")

@@ -4,25 +4,51 @@ It defines what every journal does (the conformance suite in
 `hivegraph.memory.journal_conformance` runs against it and the SQL journals):
 a write transaction holds a lock, works on the live structures and restores
 a snapshot if planning fails, so a batch is all or nothing.
+
+The read-path queries are computed from the current versions on each call, as
+plainly as possible: keyword search is Okapi BM25 (`journal_codec.bm25_rank`,
+the scoring every journal shares) with its statistics over every current
+version of every scope; a filter only decides which versions are scored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Self, TypeVar
+from functools import lru_cache
+from typing import Literal, Self, TypeVar
 from uuid import UUID
 
 from hivegraph.config import HivegraphSettings
 from hivegraph.errors import ConflictError
-from hivegraph.memory.journal import Batch, BatchResult, Journal, JournalEntry, UndoRequest, Unreadable
-from hivegraph.memory.journal_codec import micros
+from hivegraph.memory.journal import (
+    Batch,
+    BatchResult,
+    Journal,
+    JournalEntry,
+    StoredVersion,
+    TurnKey,
+    UndoRequest,
+    Unreadable,
+)
+from hivegraph.memory.journal_codec import (
+    TextStats,
+    bm25_rank,
+    event_columns,
+    event_order,
+    index_terms,
+    micros,
+    parse_version_id,
+)
 from hivegraph.memory.planner import apply_batch, apply_undo, claim_key
+from hivegraph.memory.text import tokenize
 from hivegraph.memory.types import MemoryKind, MemoryRecord, Scope, utcnow
+from hivegraph.models.tokens import FALLBACK_ENCODING, TokenCounter
 
 R = TypeVar("R")
 
@@ -100,7 +126,16 @@ class InMemoryJournal(Journal):
 
     name = "inmemory"
 
-    def __init__(self) -> None:
+    def __init__(self, *, token_encoding: str | None = None) -> None:
+        """An empty journal counting tokens with `token_encoding` (default `FALLBACK_ENCODING`).
+
+        Raises:
+            ConfigError: `token_encoding` is not an encoding that loads offline.
+
+        """
+        self._counter = TokenCounter(encoding_name=token_encoding or FALLBACK_ENCODING)
+        self.token_encoding = self._counter.encoding_name
+        self._token_counts: dict[str, int] = {}
         self._state = _State()
         self._lock = threading.Lock()
         self._cursors: dict[str, int] = {}
@@ -203,3 +238,109 @@ class InMemoryJournal(Journal):
     async def unreadable(self) -> list[Unreadable]:
         """Nothing: entries are held as parsed objects."""
         return []
+
+    async def versions(self, version_ids: Sequence[str]) -> dict[str, StoredVersion]:
+        """The versions with these ids, open or closed; unknown or malformed ids left out."""
+        found = ((v, parse_version_id(v)) for v in version_ids)
+        records = ((v, self._state.versions.get(key)) for v, key in found if key is not None)
+        return {v: self._stored(record) for v, record in records if record is not None}
+
+    async def keyword_search(
+        self,
+        terms: Sequence[str],
+        *,
+        scope: Scope,
+        kinds: Sequence[MemoryKind] | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+        k: int = 50,
+    ) -> list[tuple[str, float]]:
+        """The `k` current versions in `scope` that best match `terms` by BM25, best first."""
+        query = index_terms(terms)
+        if k <= 0 or not query:
+            return []
+        docs = [(record, _terms(record.text)) for record in self._current()]
+        wanted = set(query)
+        held = Counter(term for _, words in docs for term in wanted.intersection(words))
+        stats = TextStats(docs=len(docs), terms=sum(len(words) for _, words in docs), df=held)
+        candidates = (
+            (record.version_id, " ".join(words)) for record, words in docs
+            if scope.contains(record.scope) and _passes(record, kinds, since_us, until_us)
+        )  # fmt: skip
+        return bm25_rank(query, candidates, stats, k)
+
+    async def turns(
+        self,
+        keys: Sequence[TurnKey],
+        *,
+        kinds: Sequence[MemoryKind] | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+    ) -> dict[TurnKey, StoredVersion]:
+        """The current version at each (exact scope, session id, turn), the first created where several."""
+        at: dict[tuple[Scope, str, int], MemoryRecord] = {}
+        for record in sorted(self._current(), key=lambda r: (micros(r.created_at), str(r.id))):
+            event = event_columns(record.metadata)
+            if event.session_id is not None and event.turn is not None and _passes(record, kinds, since_us, until_us):
+                at.setdefault((record.scope, event.session_id, event.turn), record)
+        found = ((key, at.get((key.scope, key.session_id, key.turn))) for key in keys)
+        return {key: self._stored(record) for key, record in found if record is not None}
+
+    async def facet_values(
+        self, key: Literal["speaker", "session_id"], *, scope: Scope, kinds: Sequence[MemoryKind] | None = None
+    ) -> list[str]:
+        """The distinct values of an event column among the current versions in `scope`, sorted.
+
+        Raises:
+            ValueError: `key` is not an event column with values to list.
+
+        """
+        if key not in ("speaker", "session_id"):
+            raise ValueError(f"no facet {key!r}; facets: speaker, session_id")
+        records = (r for r in self._current() if scope.contains(r.scope) and _passes(r, kinds, None, None))
+        return sorted({value for r in records if (value := getattr(event_columns(r.metadata), key)) is not None})
+
+    async def events(
+        self,
+        *,
+        scope: Scope,
+        kinds: Sequence[MemoryKind] | None = None,
+        session_id: str | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+    ) -> list[MemoryRecord]:
+        """The current versions in `scope` with an event time, in event order."""
+        found = [
+            (event, record)
+            for record in self._current()
+            if scope.contains(record.scope) and _passes(record, kinds, since_us, until_us)
+            and (event := event_columns(record.metadata)).occurred_us is not None
+            and (session_id is None or event.session_id == session_id)
+        ]  # fmt: skip
+        return [record for _, record in sorted(found, key=lambda pair: event_order(pair[0], str(pair[1].id)))]
+
+    def _current(self) -> list[MemoryRecord]:
+        return [self._state.versions[(record_id, version)] for record_id, version in self._state.open.items()]
+
+    def _stored(self, record: MemoryRecord) -> StoredVersion:
+        tokens = self._token_counts.get(record.text)
+        if tokens is None:
+            tokens = self._token_counts[record.text] = self._counter.count(record.text)
+        return StoredVersion(record, tokens)
+
+
+def _passes(record: MemoryRecord, kinds: Sequence[MemoryKind] | None, since_us: int | None, until_us: int | None
+            ) -> bool:  # fmt: skip
+    """Whether `record` is of `kinds` (any when empty) and, given a range, has an event time inside it."""
+    if kinds and record.kind not in kinds:
+        return False
+    if since_us is None and until_us is None:
+        return True
+    when = event_columns(record.metadata).occurred_us
+    return when is not None and (since_us is None or when >= since_us) and (until_us is None or when <= until_us)
+
+
+@lru_cache(maxsize=65536)
+def _terms(text: str) -> tuple[str, ...]:
+    """The index terms of `text`, in order."""
+    return tuple(tokenize(text))

@@ -7,7 +7,8 @@ numbers follow commit order. Projections catch up under a session-level
 advisory lock per projection. Connections come from a `psycopg_pool` pool;
 each call runs in a worker thread. Every statement has the server-side
 `statement_timeout`, and a lock wait or serialisation failure is retried a
-bounded number of times.
+bounded number of times. Keyword search matches in a `tsvector` table with a
+GIN index (`PostgresDialect`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from hivegraph.config import HivegraphSettings, PostgresSettings
 from hivegraph.errors import BackendUnavailableError, MemoryStoreError
+from hivegraph.memory.journal import SCHEMA_VERSION
+from hivegraph.memory.journal_fulltext import SqlDialect, TextQuery
+from hivegraph.memory.journal_migrate3 import migrate_v3
 from hivegraph.memory.journal_sql import SqlConn, SqlJournal, UniqueViolationError
+from hivegraph.memory.types import MemoryRecord
 from hivegraph.postgres import connection_kwargs, first_line, postgres_address
 
 R = TypeVar("R")
@@ -76,20 +81,106 @@ class _Handoff:
             return self._conn
 
 
+class PostgresDialect(SqlDialect):
+    """PostgreSQL's catalog, and full-text matching in a `tsvector` column with a GIN index.
+
+    `hg_text` holds one row per current version: its index terms (`terms`, space-joined) and
+    `tsv`, written as a `tsvector` literal so the terms (`hivegraph.memory.text.tokenize`) are
+    stored exactly, never re-parsed by a text search configuration: the scope and kind tags
+    with weight D, the terms with weight A. A search is one `tsv @@ query` with the scope and
+    kinds inside it (tags restricted to weight D, terms to A, so a text cannot pass for a tag).
+    """
+
+    def columns(self, conn: SqlConn, table: str) -> set[str]:
+        """The names of the columns of `table` in the current schema."""
+        sql = (
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = ? AND table_schema = current_schema()"
+        )
+        return {str(row[0]) for row in conn.rows(sql, (table,))}
+
+    def create_text_index(self, conn: SqlConn) -> None:
+        """Create the text table and its GIN index, if missing."""
+        conn.run("CREATE TABLE IF NOT EXISTS hg_text (record_id TEXT NOT NULL, version BIGINT NOT NULL,"
+                 " terms TEXT NOT NULL, tsv tsvector NOT NULL, PRIMARY KEY (record_id, version))")  # fmt: skip
+        conn.run("CREATE INDEX IF NOT EXISTS hg_text_tsv ON hg_text USING GIN (tsv)")
+
+    def index_text(self, conn: SqlConn, record: MemoryRecord, tags: Sequence[str], terms: Sequence[str]) -> None:
+        """Add one version."""
+        conn.run("INSERT INTO hg_text(record_id, version, terms, tsv) VALUES (?, ?, ?, ?::tsvector)",
+                 (str(record.id), record.version, " ".join(terms), tsvector_literal(tags, terms)))  # fmt: skip
+
+    def unindex_text(self, conn: SqlConn, record_id: str, version: int) -> list[str] | None:
+        """Drop one version; its stored terms."""
+        rows = conn.rows(
+            "DELETE FROM hg_text WHERE record_id = ? AND version = ? RETURNING terms", (record_id, version)
+        )
+        return str(rows[0][0]).split() if rows else None
+
+    def clear_text_index(self, conn: SqlConn) -> None:
+        """Drop every version."""
+        conn.run("DELETE FROM hg_text")
+
+    def match_text(self, conn: SqlConn, query: TextQuery) -> list[tuple[str, int, str]]:
+        """Every version whose `tsv` matches the `tsquery` of `query` (and its time range)."""
+        timed = query.since_us is not None or query.until_us is not None
+        sql = (
+            "SELECT t.record_id, t.version, t.terms FROM hg_text t"
+            + (" JOIN hg_versions v ON v.record_id = t.record_id AND v.version = t.version" if timed else "")
+            + " WHERE t.tsv @@ ?::tsquery"
+            + (" AND v.occurred_us >= ?" if query.since_us is not None else "")
+            + (" AND v.occurred_us <= ?" if query.until_us is not None else "")
+        )
+        args = [tsquery_literal(query), *(t for t in (query.since_us, query.until_us) if t is not None)]
+        return [(str(record_id), int(version), str(terms)) for record_id, version, terms in conn.rows(sql, args)]
+
+
+def tsvector_literal(tags: Sequence[str], terms: Sequence[str]) -> str:
+    """The `tsvector` of one version: tags with weight D, then terms with weight A, each at its position."""
+    words = [(tag, "D") for tag in tags] + [(term, "A") for term in terms]
+    return " ".join(f"{_lexeme(word)}:{n}{weight}" for n, (word, weight) in enumerate(words, 1))
+
+
+def tsquery_literal(query: TextQuery) -> str:
+    """The `tsquery` of a search: scope tags all, kind tags any (weight D), terms any (weight A)."""
+    parts = [_lexeme(tag, "D") for tag in query.scope_tags]
+    if query.kind_tags:
+        parts.append("(" + " | ".join(_lexeme(tag, "D") for tag in query.kind_tags) + ")")
+    parts.append("(" + " | ".join(_lexeme(term, "A") for term in query.terms) + ")")
+    return " & ".join(parts)
+
+
+def _lexeme(word: str, weight: str = "") -> str:
+    """`word` quoted as a text search lexeme (taken verbatim), with a weight restriction if given."""
+    quoted = "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
+    return f"{quoted}:{weight}" if weight else quoted
+
+
 class PostgresJournal(SqlJournal):
     """The journal in a PostgreSQL database."""
 
     name = "postgres"
+    dialect = PostgresDialect()
 
-    def __init__(self, postgres: PostgresSettings, *, field: str = "journal.postgres.dsn") -> None:
+    def __init__(
+        self, postgres: PostgresSettings, *, field: str = "journal.postgres.dsn", token_encoding: str | None = None
+    ) -> None:
         """Connect (waiting at most `connect_timeout_s`) and create the schema if missing.
+
+        Args:
+            postgres: Connection settings.
+            field: The settings field the DSN came from (named in errors).
+            token_encoding: The tiktoken encoding a new journal counts tokens with (default
+                `FALLBACK_ENCODING`); an existing journal keeps the one it was created with.
 
         Raises:
             BackendUnavailableError: the server cannot be reached.
-            ConfigError: the DSN is not a valid connection string.
+            ConfigError: the DSN is not a valid connection string, or `token_encoding` not an
+                encoding that loads offline.
             JournalSchemaError: the journal was written by a newer hivegraph.
 
         """
+        self._token_request = token_encoding
         self.where = postgres_address(postgres, field=field)
         kwargs = connection_kwargs(postgres, dict_rows=False)
         conninfo = postgres.dsn.get_secret_value()
@@ -118,6 +209,11 @@ class PostgresJournal(SqlJournal):
     def from_settings(cls, settings: HivegraphSettings) -> Self:
         """The journal in the database of `journal.postgres.dsn`."""
         return cls(settings.journal.postgres)
+
+    def _upgrade(self, conn: SqlConn, stored: int | None) -> None:
+        """Bring a schema-2 journal to 3 (schema 1 never existed in PostgreSQL)."""
+        if stored is not None and stored < SCHEMA_VERSION:
+            migrate_v3(conn, self.dialect, self._tokens)
 
     async def _read(self, fn: Callable[[SqlConn], R]) -> R:
         return await self._in_thread(lambda: self._sync(fn, write=False))

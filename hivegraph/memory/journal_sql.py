@@ -11,6 +11,13 @@ still open, checked to touch exactly one row. Times are integer microseconds,
 so `as_of` boundaries are exact. Sequence numbers are assigned under the
 write lock, so they follow commit order and a projection reading `seq > n`
 never skips an entry that commits later.
+
+Schema 3 serves the read path from the same database: each version row also
+holds its token count and the event columns of its metadata (indexed, partial
+on current versions), and a backend's full-text index (`SqlDialect`) holds the
+current versions only, written by the same transaction that opens or closes
+them, so a rolled-back op leaves nothing in it and every process sees it at
+once (`hivegraph.memory.journal_fulltext`).
 """
 
 from __future__ import annotations
@@ -18,14 +25,47 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 from uuid import UUID
 
-from hivegraph.errors import ConflictError, JournalSchemaError, MemoryStoreError
-from hivegraph.memory.journal import SCHEMA_VERSION, Batch, BatchResult, Journal, JournalEntry, UndoRequest, Unreadable
-from hivegraph.memory.journal_codec import OPEN_US, decode_entry, decode_version, micros
+from hivegraph.errors import ConfigError, ConflictError, JournalSchemaError, MemoryStoreError
+from hivegraph.memory.journal import (
+    SCHEMA_VERSION,
+    Batch,
+    BatchResult,
+    Journal,
+    JournalEntry,
+    StoredVersion,
+    TurnKey,
+    UndoRequest,
+    Unreadable,
+)
+from hivegraph.memory.journal_codec import (
+    MAX_BIGINT,
+    OPEN_US,
+    EventColumns,
+    TextStats,
+    bm25_rank,
+    decode_entry,
+    decode_version,
+    event_columns,
+    event_order,
+    micros,
+    parse_version_id,
+    scope_key,
+)
+from hivegraph.memory.journal_fulltext import (
+    CHUNK,
+    TEXT_STATS,
+    SqlDialect,
+    index_version,
+    text_query,
+    text_stats,
+    unindex_version,
+)
 from hivegraph.memory.planner import apply_batch, apply_undo, claim_key
 from hivegraph.memory.types import SCOPE_FIELDS, MemoryKind, MemoryRecord, Scope, utcnow
+from hivegraph.models.tokens import FALLBACK_ENCODING, TokenCounter
 
 R = TypeVar("R")
 
@@ -40,6 +80,7 @@ CREATE TABLE IF NOT EXISTS hg_versions (
     record_id TEXT NOT NULL, version BIGINT NOT NULL, kind TEXT NOT NULL, hash TEXT NOT NULL,
     user_id TEXT, agent_id TEXT, team_id TEXT, run_id TEXT,
     created_us BIGINT NOT NULL, valid_from_us BIGINT NOT NULL, valid_to_us BIGINT NOT NULL, body TEXT NOT NULL,
+    tokens BIGINT, scope_key TEXT, session_id TEXT, turn BIGINT, speaker TEXT, occurred_us BIGINT,
     PRIMARY KEY (record_id, version)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS hg_versions_open ON hg_versions(record_id) WHERE valid_to_us = {OPEN_US};
@@ -50,7 +91,27 @@ CREATE TABLE IF NOT EXISTS hg_keys (key TEXT PRIMARY KEY, scope TEXT NOT NULL, a
 """
 """Statements that create the schema (both dialects; `?` placeholders are the backend's to translate)."""
 
-_VERSION_COLUMNS = "record_id, version, kind, hash, user_id, agent_id, team_id, run_id, created_us, valid_from_us"
+READ_COLUMNS = {
+    "tokens": "BIGINT", "scope_key": "TEXT", "session_id": "TEXT", "turn": "BIGINT", "speaker": "TEXT",
+    "occurred_us": "BIGINT",
+}  # fmt: skip
+"""Columns schema 3 added to `hg_versions` for the read path (filled from each version as it is written)."""
+READ_INDEXES = f"""
+CREATE INDEX IF NOT EXISTS hg_versions_turn ON hg_versions(scope_key, session_id, turn) WHERE valid_to_us = {OPEN_US};
+CREATE INDEX IF NOT EXISTS hg_versions_event ON hg_versions(user_id, occurred_us) WHERE valid_to_us = {OPEN_US};
+CREATE INDEX IF NOT EXISTS hg_versions_facet ON hg_versions(user_id, kind, speaker, session_id)
+    WHERE valid_to_us = {OPEN_US};
+"""
+"""Indexes on the read columns (created once the columns exist, after a migration adds them)."""
+
+VERSION_COLUMNS = (
+    "record_id, version, kind, hash, user_id, agent_id, team_id, run_id, created_us, valid_from_us, valid_to_us, body,"
+    " tokens, scope_key, session_id, turn, speaker, occurred_us"
+)
+"""Every column of `hg_versions`, in the order of `version_row`."""
+_MARKS = ", ".join("?" * len(VERSION_COLUMNS.split(",")))
+_OPEN = f"valid_to_us = {OPEN_US}"
+"""Current versions, written as a literal so that the partial indexes apply."""
 
 
 class UniqueViolationError(MemoryStoreError):
@@ -74,11 +135,25 @@ class SqlConn(Protocol):
         ...
 
 
-class SqlTxn:
-    """The planner's view of the journal inside one exclusive write transaction."""
+def version_row(record: MemoryRecord, valid_to_us: int, tokens: int | None) -> tuple[Any, ...]:
+    """The values of every `hg_versions` column (`VERSION_COLUMNS` order) for one version."""
+    event = event_columns(record.metadata)
+    return (str(record.id), record.version, record.kind, record.hash, *(getattr(record.scope, n) for n in SCOPE_FIELDS),
+            micros(record.created_at), micros(record.valid_from), valid_to_us, record.model_dump_json(), tokens,
+            scope_key(record.scope), event.session_id, event.turn, event.speaker, event.occurred_us)  # fmt: skip
 
-    def __init__(self, conn: SqlConn) -> None:
+
+class SqlTxn:
+    """The planner's view of the journal inside one exclusive write transaction.
+
+    Opening and closing versions also writes the full-text index of `dialect` (none without
+    one: only tests that plant rows go without) and counts tokens with `tokens`.
+    """
+
+    def __init__(self, conn: SqlConn, *, dialect: SqlDialect | None = None, tokens: TokenCounter | None = None) -> None:
         self.conn = conn
+        self.dialect = dialect
+        self.tokens = tokens or TokenCounter(encoding_name=FALLBACK_ENCODING)
 
     def current(self, record_id: UUID) -> MemoryRecord | None:
         """The open version of a record."""
@@ -174,21 +249,27 @@ class SqlTxn:
         )
         if changed != 1:
             raise ConflictError(str(record.id), f"version {record.version} is not open")
+        if self.dialect is not None:
+            unindex_version(self.conn, self.dialect, str(record.id), record.version)
 
     def _open(self, record: MemoryRecord) -> None:
         taken = "SELECT 1 FROM hg_versions WHERE record_id = ? AND (version = ? OR valid_to_us = ?)"
         if self.conn.rows(taken, (str(record.id), record.version, OPEN_US)):
             raise ConflictError(str(record.id), f"version {record.version} exists or another version is open")
-        scope = [getattr(record.scope, name) for name in SCOPE_FIELDS]
-        self.conn.run(
-            f"INSERT INTO hg_versions({_VERSION_COLUMNS}, valid_to_us, body) VALUES ({', '.join('?' * 12)})",
-            (str(record.id), record.version, record.kind, record.hash, *scope, micros(record.created_at),
-             micros(record.valid_from), OPEN_US, record.model_dump_json()),
-        )  # fmt: skip
+        self.conn.run(f"INSERT INTO hg_versions({VERSION_COLUMNS}) VALUES ({_MARKS})",
+                      version_row(record, OPEN_US, self.tokens.count(record.text)))  # fmt: skip
+        if self.dialect is not None:
+            index_version(self.conn, self.dialect, record)
 
 
 class SqlJournal(Journal):
-    """A `Journal` over SQL; subclasses provide connections and locks."""
+    """A `Journal` over SQL; subclasses provide connections, locks, their dialect and schema upgrades."""
+
+    dialect: ClassVar[SqlDialect]
+    token_encoding: str = FALLBACK_ENCODING
+    _token_request: str | None = None
+    """The encoding asked for when the journal was opened (used only if it is new)."""
+    _tokens: TokenCounter
 
     @abstractmethod
     async def _read(self, fn: Callable[[SqlConn], R]) -> R:
@@ -198,36 +279,63 @@ class SqlJournal(Journal):
     async def _write(self, fn: Callable[[SqlConn], R]) -> R:
         """Run `fn` inside a write transaction that excludes every other writer; commit if it returns."""
 
+    @abstractmethod
+    def _upgrade(self, conn: SqlConn, stored: int | None) -> None:
+        """Bring a journal of schema `stored` (None: no version recorded) to the current schema."""
+
     def _create_schema(self, conn: SqlConn) -> None:
-        """Create the tables, or check the stored schema version.
+        """Create the tables, or check the stored schema version and upgrade an older one.
 
         Raises:
-            JournalSchemaError: the journal was written by a newer hivegraph.
+            JournalSchemaError: the journal was written by a newer hivegraph, or counts tokens with
+                an encoding this one cannot load.
 
         """
-        for statement in filter(str.strip, SCHEMA.split(";")):
+        for statement in statements(SCHEMA):
             conn.run(statement)
         rows = conn.rows("SELECT value FROM hg_meta WHERE key = 'schema_version'")
-        if not rows:
-            conn.run("INSERT INTO hg_meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(rows[0][0]) > SCHEMA_VERSION:
+        stored = int(rows[0][0]) if rows else None
+        if stored is not None and stored > SCHEMA_VERSION:
             raise JournalSchemaError(
-                f"the journal has schema version {rows[0][0]}; this hivegraph reads up to {SCHEMA_VERSION} (upgrade it)"
+                f"the journal has schema version {stored}; this hivegraph reads up to {SCHEMA_VERSION} (upgrade it)"
             )
+        self._choose_encoding(conn)
+        self._upgrade(conn, stored)
+        create_read_schema(conn, self.dialect)
+        if stored != SCHEMA_VERSION:
+            conn.run("INSERT INTO hg_meta(key, value) VALUES ('schema_version', ?)"
+                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))  # fmt: skip
+
+    def _choose_encoding(self, conn: SqlConn) -> None:
+        """Use the stored token encoding; a journal without one stores the one asked for (or the fallback)."""
+        rows = conn.rows("SELECT value FROM hg_meta WHERE key = 'token_encoding'")
+        name = str(rows[0][0]) if rows else (self._token_request or FALLBACK_ENCODING)
+        try:
+            self._tokens = TokenCounter(encoding_name=name)  # the encoding itself loads on first use
+        except ConfigError as exc:
+            if not rows:
+                raise
+            raise JournalSchemaError(f"the journal counts tokens with {name!r}, which this hivegraph lacks") from exc
+        self.token_encoding = name
+        if not rows:
+            conn.run("INSERT INTO hg_meta(key, value) VALUES ('token_encoding', ?)", (name,))
+
+    def _txn(self, conn: SqlConn) -> SqlTxn:
+        return SqlTxn(conn, dialect=self.dialect, tokens=self._tokens)
 
     async def submit(self, batch: Batch) -> BatchResult:
         """Plan `batch` and append what is accepted, in one exclusive transaction."""
-        return await self._write(lambda conn: apply_batch(SqlTxn(conn), batch))
+        return await self._write(lambda conn: apply_batch(self._txn(conn), batch))
 
     async def undo(self, request: UndoRequest) -> JournalEntry:
         """Plan and append the revert of one op, in one exclusive transaction."""
-        return await self._write(lambda conn: apply_undo(SqlTxn(conn), request))
+        return await self._write(lambda conn: apply_undo(self._txn(conn), request))
 
     async def claim(self, key: str, scope: Scope, *, create: bool = True) -> bool:
         """Bind `key` to `scope`; True when `scope` owns it."""
 
         def run(conn: SqlConn) -> bool:
-            txn = SqlTxn(conn)
+            txn = self._txn(conn)
             if not create and txn.key_scope(key) is None:
                 return False
             claim_key(txn, key, scope, utcnow(), what=key.split(":", 1)[0])
@@ -299,6 +407,136 @@ class SqlJournal(Journal):
 
         return await self._read(scan)
 
+    async def versions(self, version_ids: Sequence[str]) -> dict[str, StoredVersion]:
+        """The versions with these ids, open or closed, read by primary key; unknown or malformed ids left out."""
+        asked: dict[tuple[str, int], list[str]] = {}
+        for version_id in version_ids:
+            if (parsed := parse_version_id(version_id)) is not None:
+                asked.setdefault((str(parsed[0]), parsed[1]), []).append(version_id)
+        pairs = list(asked)
+
+        def read(conn: SqlConn) -> list[tuple[Any, ...]]:
+            found: list[tuple[Any, ...]] = []
+            for at in range(0, len(pairs), CHUNK):
+                chunk = pairs[at : at + CHUNK]
+                sql = _by_keys("h.body, h.tokens", ("record_id", "version"), len(chunk))
+                found += conn.rows(sql, [v for p in chunk for v in p])
+            return found
+
+        result: dict[str, StoredVersion] = {}
+        for stored in self._stored(await self._read(read) if pairs else []):
+            for version_id in asked.get((str(stored.record.id), stored.record.version), []):
+                result[version_id] = stored
+        return result
+
+    async def keyword_search(
+        self,
+        terms: Sequence[str],
+        *,
+        scope: Scope,
+        kinds: Sequence[MemoryKind] | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+        k: int = 50,
+    ) -> list[tuple[str, float]]:
+        """The `k` current versions in `scope` that best match `terms` by BM25 (matched by the full-text index)."""
+        query = text_query(terms, scope, kinds, since_us, until_us, k)
+        if query is None:
+            return []
+
+        def read(conn: SqlConn) -> tuple[list[tuple[str, int, str]], TextStats]:
+            return self.dialect.match_text(conn, query), text_stats(conn, query.terms)
+
+        found, stats = await self._read(read)
+        candidates = ((f"{record_id}:{version}", terms) for record_id, version, terms in found)
+        return bm25_rank(query.terms, candidates, stats, k)
+
+    async def turns(
+        self,
+        keys: Sequence[TurnKey],
+        *,
+        kinds: Sequence[MemoryKind] | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+    ) -> dict[TurnKey, StoredVersion]:
+        """The current version at each (exact scope, session id, turn), read through the turn index."""
+        asked: dict[tuple[str, str, int], list[TurnKey]] = {}
+        for key in keys:
+            if abs(key.turn) <= MAX_BIGINT:
+                asked.setdefault((scope_key(key.scope), key.session_id, key.turn), []).append(key)
+        triples = list(asked)
+        filters, args = _event_filter(kinds, None, since_us, until_us, required=False, table="h")
+
+        def read(conn: SqlConn) -> list[tuple[Any, ...]]:
+            found: list[tuple[Any, ...]] = []
+            for at in range(0, len(triples), CHUNK):
+                chunk = triples[at : at + CHUNK]
+                columns = "h.created_us, h.record_id, h.scope_key, h.session_id, h.turn, h.body, h.tokens"
+                sql = _by_keys(columns, ("scope_key", "session_id", "turn"), len(chunk)) + f" WHERE h.{_OPEN}{filters}"
+                found += conn.rows(sql, [*(v for t in chunk for v in t), *args])
+            return found
+
+        rows = sorted(await self._read(read) if triples else [], key=lambda r: (int(r[0]), str(r[1])))
+        result: dict[TurnKey, StoredVersion] = {}
+        for _, _, key_text, session, turn, body, tokens in rows:
+            waiting = [key for key in asked.get((key_text, session, int(turn)), []) if key not in result]
+            if waiting and (stored := self._stored([(body, tokens)])):
+                result.update(dict.fromkeys(waiting, stored[0]))
+        return result
+
+    async def facet_values(
+        self, key: Literal["speaker", "session_id"], *, scope: Scope, kinds: Sequence[MemoryKind] | None = None
+    ) -> list[str]:
+        """The distinct values of an event column among the current versions in `scope`, sorted.
+
+        Raises:
+            ValueError: `key` is not an event column with values to list.
+
+        """
+        if key not in ("speaker", "session_id"):
+            raise ValueError(f"no facet {key!r}; facets: speaker, session_id")
+        where, args = version_filter(scope, None, kinds, None, None, False)
+        sql = f"SELECT DISTINCT {key} FROM hg_versions WHERE {where} AND {key} IS NOT NULL"
+        return sorted(str(row[0]) for row in await self._read(lambda conn: conn.rows(sql, args)))
+
+    async def events(
+        self,
+        *,
+        scope: Scope,
+        kinds: Sequence[MemoryKind] | None = None,
+        session_id: str | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+    ) -> list[MemoryRecord]:
+        """The current versions in `scope` with an event time, in event order."""
+        where, args = version_filter(scope, None, None, None, None, False)
+        filters, more = _event_filter(kinds, session_id, since_us, until_us, required=True)
+        sql = f"SELECT body, occurred_us, session_id, turn, record_id FROM hg_versions WHERE {where}{filters}"
+        rows = await self._read(lambda conn: conn.rows(sql, [*args, *more]))
+        ordered = sorted(rows, key=lambda r: event_order(EventColumns(r[2], r[3], None, r[1]), r[4]))
+        return [record for row in ordered if (record := _version(row[0])) is not None]
+
+    def _stored(self, rows: Sequence[tuple[Any, ...]]) -> list[StoredVersion]:
+        """`(body, tokens)` rows as stored versions (unreadable ones left out; a missing count is counted now)."""
+        found: list[StoredVersion] = []
+        for body, tokens in rows:
+            if (record := _version(body)) is not None:
+                count = int(tokens) if tokens is not None else self._tokens.count(record.text)
+                found.append(StoredVersion(record, count))
+        return found
+
+
+def statements(script: str) -> list[str]:
+    """The statements of a `;`-separated script."""
+    return [statement for statement in script.split(";") if statement.strip()]
+
+
+def create_read_schema(conn: SqlConn, dialect: SqlDialect) -> None:
+    """Create the indexes of the read columns and the full-text index with its statistics, where missing."""
+    for statement in statements(READ_INDEXES + TEXT_STATS):
+        conn.run(statement)
+    dialect.create_text_index(conn)
+
 
 def version_filter(
     scope: Scope,
@@ -324,9 +562,38 @@ def version_filter(
         clauses.append("valid_from_us <= ? AND valid_to_us > ?")
         args += [micros(as_of), micros(as_of)]
     elif not all_versions:
-        clauses.append("valid_to_us = ?")
-        args.append(OPEN_US)
+        clauses.append(_OPEN)
     return " AND ".join(clauses) or "1 = 1", args
+
+
+def _event_filter(
+    kinds: Sequence[MemoryKind] | None, session_id: str | None, since_us: int | None, until_us: int | None,
+    *, required: bool, table: str = "",
+) -> tuple[str, list[Any]]:  # fmt: skip
+    """Clauses (each after ` AND `, on columns of `table` if given) and arguments on kinds, session and event time."""
+    at = f"{table}." if table else ""
+    clauses: list[str] = [f"{at}occurred_us IS NOT NULL"] if required else []
+    args: list[Any] = []
+    if kinds:
+        clauses.append(f"{at}kind IN ({', '.join('?' * len(kinds))})")
+        args += list(kinds)
+    bounds = (("session_id = ?", session_id), ("occurred_us >= ?", since_us), ("occurred_us <= ?", until_us))
+    for clause, value in bounds:
+        if value is not None:
+            clauses.append(at + clause)
+            args.append(value)
+    return "".join(f" AND {c}" for c in clauses), args
+
+
+def _by_keys(select: str, columns: Sequence[str], count: int) -> str:
+    """A read of `select` from `hg_versions h` at `count` keys on `columns` (one index look-up each).
+
+    A join to the keys as rows, not `(a, b) IN (VALUES ...)`, which SQLite answers with a full scan.
+    """
+    row = f"({', '.join('?' * len(columns))})"
+    on = " AND ".join(f"h.{column} = asked.{column}" for column in columns)
+    asked = f"WITH asked({', '.join(columns)}) AS (VALUES {', '.join([row] * count)})"
+    return f"{asked} SELECT {select} FROM asked JOIN hg_versions h ON {on}"
 
 
 def _entries(rows: Sequence[tuple[Any, ...]]) -> list[JournalEntry]:

@@ -7,6 +7,8 @@ any other database error becomes a `MemoryStoreError`. `synchronous=FULL`
 makes an acknowledged op survive a power cut, not only a crash of the process.
 Projections catch up under an `flock` on a file beside the database, so two
 processes never apply entries to one index out of order.
+
+Keyword search matches in an FTS5 table (`SqliteDialect`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ from typing import Any, Self, TypeVar
 
 from hivegraph.config import HivegraphSettings
 from hivegraph.errors import BackendUnavailableError, MemoryStoreError
+from hivegraph.memory.journal import SCHEMA_VERSION
+from hivegraph.memory.journal_fulltext import SqlDialect, TextQuery
 from hivegraph.memory.journal_migrate import migrate_v1, needs_v1_migration
+from hivegraph.memory.journal_migrate3 import migrate_v3
 from hivegraph.memory.journal_sql import SqlConn, SqlJournal, UniqueViolationError
+from hivegraph.memory.types import MemoryRecord
 
 R = TypeVar("R")
 BUSY_RETRIES = 5
@@ -46,19 +52,119 @@ class _Conn(SqlConn):
             raise UniqueViolationError(str(exc)) from exc
 
 
+class SqliteDialect(SqlDialect):
+    """SQLite's catalog, and full-text matching in FTS5.
+
+    `hg_fts_docs` holds one row per current version: its index terms
+    (`hivegraph.memory.text.tokenize`, space-joined) and its scope and kind tags. `hg_fts(tags,
+    body)` indexes them, contentless (`content=''`: the text is not stored twice), with the
+    row's `text_id` as rowid: an `INTEGER PRIMARY KEY`, so it survives `VACUUM` (the implicit
+    rowid of `hg_versions` would not). A contentless row is deleted by giving FTS5 its exact
+    values again, which `hg_fts_docs` keeps. A search is one `MATCH` with the scope and kinds
+    inside it (`tags : (...) AND body : (...)`), joined to `hg_versions` only for a time range;
+    every term and tag goes in as an FTS5 string, never as query syntax. FTS5's own `bm25()`
+    is not used: it counts each query term's documents by reading all its postings, on every
+    query.
+    """
+
+    def columns(self, conn: SqlConn, table: str) -> set[str]:
+        """The names of the columns of `table` (a name of the schema, never user input)."""
+        return {str(row[1]) for row in conn.rows(f"PRAGMA table_info({table})")}
+
+    def create_text_index(self, conn: SqlConn) -> None:
+        """Create the FTS5 table and its documents, if missing."""
+        conn.run("CREATE TABLE IF NOT EXISTS hg_fts_docs (text_id INTEGER PRIMARY KEY, record_id TEXT NOT NULL,"
+                 " version BIGINT NOT NULL, tags TEXT NOT NULL, terms TEXT NOT NULL,"
+                 " UNIQUE (record_id, version))")  # fmt: skip
+        conn.run("CREATE VIRTUAL TABLE IF NOT EXISTS hg_fts USING fts5(tags, body, content='',"
+                 f" tokenize={FTS_TOKENIZER!r})")  # fmt: skip
+
+    def index_text(self, conn: SqlConn, record: MemoryRecord, tags: Sequence[str], terms: Sequence[str]) -> None:
+        """Add one version."""
+        key = (str(record.id), record.version)
+        conn.run("INSERT INTO hg_fts_docs(record_id, version, tags, terms) VALUES (?, ?, ?, ?)",
+                 (*key, " ".join(tags), " ".join(terms)))  # fmt: skip
+        conn.run("INSERT INTO hg_fts(rowid, tags, body) SELECT text_id, tags, terms FROM hg_fts_docs"
+                 " WHERE record_id = ? AND version = ?", key)  # fmt: skip
+
+    def unindex_text(self, conn: SqlConn, record_id: str, version: int) -> list[str] | None:
+        """Drop one version; its stored terms."""
+        sql = "SELECT text_id, tags, terms FROM hg_fts_docs WHERE record_id = ? AND version = ?"
+        rows = conn.rows(sql, (record_id, version))
+        if not rows:
+            return None
+        text_id, tags, terms = rows[0]
+        conn.run("INSERT INTO hg_fts(hg_fts, rowid, tags, body) VALUES ('delete', ?, ?, ?)", (text_id, tags, terms))
+        conn.run("DELETE FROM hg_fts_docs WHERE text_id = ?", (text_id,))
+        return str(terms).split()
+
+    def clear_text_index(self, conn: SqlConn) -> None:
+        """Drop every version."""
+        conn.run("INSERT INTO hg_fts(hg_fts) VALUES ('delete-all')")
+        conn.run("DELETE FROM hg_fts_docs")
+
+    def match_text(self, conn: SqlConn, query: TextQuery) -> list[tuple[str, int, str]]:
+        """Every version matching the FTS5 expression of `query` (and its time range)."""
+        timed = query.since_us is not None or query.until_us is not None
+        sql = (
+            "SELECT d.record_id, d.version, d.terms FROM hg_fts JOIN hg_fts_docs d ON d.text_id = hg_fts.rowid"
+            + (" JOIN hg_versions v ON v.record_id = d.record_id AND v.version = d.version" if timed else "")
+            + " WHERE hg_fts MATCH ?"
+            + (" AND v.occurred_us >= ?" if query.since_us is not None else "")
+            + (" AND v.occurred_us <= ?" if query.until_us is not None else "")
+        )
+        args = [fts_match(query), *(t for t in (query.since_us, query.until_us) if t is not None)]
+        return [(str(record_id), int(version), str(terms)) for record_id, version, terms in conn.rows(sql, args)]
+
+
+FTS_TOKENIZER = "unicode61 remove_diacritics 0 tokenchars '_'"
+"""Splits the stored terms and tags back apart exactly (they are word characters, `_` included)."""
+
+
+def fts_match(query: TextQuery) -> str:
+    """The FTS5 `MATCH` expression of a search: scope tags all, kind tags any, terms any."""
+    parts = [f"tags : ({' AND '.join(map(_string, query.scope_tags))})"] if query.scope_tags else []
+    if query.kind_tags:
+        parts.append(f"tags : ({' OR '.join(map(_string, query.kind_tags))})")
+    parts.append(f"body : ({' OR '.join(map(_string, query.terms))})")
+    return " AND ".join(parts)
+
+
+def _string(text: str) -> str:
+    """`text` as an FTS5 string (a phrase, never an operator)."""
+    return '"' + text.replace('"', '""') + '"'
+
+
 class SqliteJournal(SqlJournal):
     """The journal in SQLite; `path=":memory:"` keeps it in this process only."""
 
     name = "sqlite"
+    dialect = SqliteDialect()
 
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL", busy_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        busy_timeout_s: float = 10.0,
+        token_encoding: str | None = None,
+    ) -> None:
         """Open (or create) the journal at `path`.
+
+        Args:
+            path: The database file (created with its folder if missing), or `":memory:"`.
+            synchronous: SQLite's `synchronous` setting (`FULL` survives a power cut).
+            busy_timeout_s: How long a write waits for another writer's lock.
+            token_encoding: The tiktoken encoding a new journal counts tokens with (default
+                `FALLBACK_ENCODING`); an existing journal keeps the one it was created with.
 
         Raises:
             BackendUnavailableError: the file cannot be opened.
+            ConfigError: `token_encoding` is not an encoding that loads offline.
             JournalSchemaError: it was written by a newer hivegraph.
 
         """
+        self._token_request = token_encoding
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -81,11 +187,13 @@ class SqliteJournal(SqlJournal):
         """The journal at `journal.sqlite.path` (default `<data_dir>/journal.sqlite`)."""
         return cls(settings.resolve(settings.journal.sqlite.path, "journal.sqlite"))
 
-    def _create_schema(self, conn: SqlConn) -> None:
-        """Create the tables, then migrate a schema-1 journal found in the same file."""
-        super()._create_schema(conn)
-        if needs_v1_migration(conn):
+    def _upgrade(self, conn: SqlConn, stored: int | None) -> None:
+        """Migrate a schema-1 journal found in the same file, then bring schema 1 or 2 to 3."""
+        legacy = needs_v1_migration(conn)
+        if legacy:
             migrate_v1(conn)
+        if legacy or (stored is not None and stored < SCHEMA_VERSION):
+            migrate_v3(conn, self.dialect, self._tokens)
 
     async def _read(self, fn: Callable[[SqlConn], R]) -> R:
         return await asyncio.to_thread(self._sync, fn, write=False)

@@ -29,3 +29,11 @@ async def test_sqlite_journal(name: str, tmp_path: Path) -> None:
         return SqliteJournal(tmp_path / "journal.sqlite")
 
     await JOURNAL_CHECKS[name](open_journal)
+
+
+@pytest.mark.parametrize("name", journal_checks(persistent=False))
+async def test_sqlite_in_memory_journal(name: str) -> None:
+    async def open_journal() -> Journal:
+        return SqliteJournal(":memory:")
+
+    await JOURNAL_CHECKS[name](open_journal)

@@ -6,13 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from hivegraph.memory.journal import Batch
 from hivegraph.memory.journal_codec import OPEN_US
 from hivegraph.memory.journal_sql import SqlConn, UniqueViolationError
 from hivegraph.memory.journal_sqlite import SqliteJournal
-from hivegraph.memory.store import MemoryStore
-from hivegraph.memory.stores.inmemory import InMemoryVectorIndex
-from hivegraph.memory.types import Scope
-from hivegraph.models.testing import HashEmbedder
+from hivegraph.memory.types import AddOp, Scope
 
 ADA = Scope(user_id="ada")
 INSERT = (
@@ -26,8 +24,9 @@ async def test_the_schema_refuses_a_second_open_version_or_a_version_twice(
     tmp_path: Path, version: int, valid_to: int
 ) -> None:
     journal = SqliteJournal(tmp_path / "j.sqlite")
-    store = await MemoryStore(InMemoryVectorIndex(HashEmbedder()), journal=journal).open()
-    record = await store.add("Ada likes tea", scope=ADA)
+    added = await journal.submit(Batch(ops=[AddOp(text="Ada likes tea")], scope=ADA, actor="t"))
+    record = added.applied[0].after
+    assert record is not None
 
     def sneak(conn: SqlConn) -> int:
         return conn.run(INSERT, (str(record.id), version, valid_to))
@@ -35,4 +34,4 @@ async def test_the_schema_refuses_a_second_open_version_or_a_version_twice(
     with pytest.raises(UniqueViolationError):
         await journal._write(sneak)  # pyright: ignore[reportPrivateUsage] - bypassing the planner is the point
     assert [(v.version, v.is_current) for v in await journal.records(scope=ADA, all_versions=True)] == [(1, True)]
-    await store.aclose()
+    await journal.aclose()

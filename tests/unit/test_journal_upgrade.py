@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
@@ -15,8 +16,10 @@ from hivegraph.memory.journal import JournalEntry
 from hivegraph.memory.journal_sqlite import SqliteJournal
 from hivegraph.memory.store import MemoryStore
 from hivegraph.memory.stores.inmemory import InMemoryVectorIndex
+from hivegraph.memory.text import tokenize
 from hivegraph.memory.types import AddOp, MemoryRecord, Scope, UpdateOp
 from hivegraph.models.testing import HashEmbedder
+from hivegraph.models.tokens import FALLBACK_ENCODING
 
 ADA = Scope(user_id="ada")
 T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
@@ -84,6 +87,17 @@ async def test_a_schema_1_journal_opens_with_everything_it_held(tmp_path: Path) 
     await store.aclose()
     tables = sqlite3.connect(tmp_path / "journal.sqlite").execute("SELECT name FROM sqlite_master").fetchall()
     assert ("v1_ops",) in tables  # the old tables are kept beside the new ones
+
+
+async def test_a_schema_1_journal_is_brought_to_schema_3(tmp_path: Path) -> None:
+    tea, porto = write_v1_journal(tmp_path / "journal.sqlite")
+    journal = SqliteJournal(tmp_path / "journal.sqlite")
+    found = await journal.keyword_search(tokenize("tea Porto Lisbon"), scope=ADA)
+    assert {v for v, _ in found} == {tea.version_id, porto.version_id}
+    with closing(sqlite3.connect(tmp_path / "journal.sqlite")) as db:
+        assert db.execute("SELECT value FROM hg_meta WHERE key = 'schema_version'").fetchall() == [("3",)]
+    assert journal.token_encoding == FALLBACK_ENCODING
+    await journal.aclose()
 
 
 async def test_a_journal_from_a_newer_hivegraph_is_refused(tmp_path: Path) -> None:
