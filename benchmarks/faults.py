@@ -94,7 +94,7 @@ async def check_reopened(backend: Backend, log: WriterLog) -> LoadReport:
         after_open = await store.verify()
         report.violations += [f"verify after open: {line}" for line in after_open.lines()]
     finally:
-        await store.index.drop()
+        await store.vectors.reset()
         await store.aclose()
     return report
 

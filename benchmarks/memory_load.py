@@ -45,7 +45,7 @@ from hivegraph.config import PostgresSettings
 from hivegraph.errors import BackendUnavailableError, ConflictError, MemoryStoreError
 from hivegraph.memory.journal import Journal, JournalEntry
 from hivegraph.memory.store import MemoryStore
-from hivegraph.memory.stores.chroma import ChromaVectorIndex
+from hivegraph.memory.stores.chroma import ChromaSpace
 from hivegraph.memory.types import AddOp, DeleteOp, MemoryOp, MemoryRecord, Scope, UpdateOp
 from hivegraph.models.testing import HashEmbedder
 
@@ -98,10 +98,10 @@ class Backend:
 
     def store(self) -> MemoryStore:
         """A new `MemoryStore` on this backend (not opened: `await store.open()` catches it up)."""
-        index = ChromaVectorIndex.http(
-            self.host, self.port, collection=self.collection, embedder=HashEmbedder(), timeout_s=CHROMA_TIMEOUT_S
+        space = ChromaSpace.http(
+            self.host, self.port, prefix=self.collection, embedder=HashEmbedder(), timeout_s=CHROMA_TIMEOUT_S
         )
-        return MemoryStore(index, journal=self.open_journal())
+        return MemoryStore(space, journal=self.open_journal())
 
 
 Listener = Callable[[str, str], None]
@@ -418,7 +418,7 @@ async def load_trial(
         await store.catch_up()
         report = await check_memory(store, log)
     finally:
-        await store.index.drop()
+        await store.vectors.reset()
         await store.aclose()
     report.wall_s = wall_s
     return report

@@ -1,11 +1,14 @@
 """hivegraph's read path against raw Chroma on the same collection, side by side in one process.
 
-For each size N a store is built in a temporary folder: a `MemoryStore` over an
-embedded Chroma collection (`HashEmbedder`, 384 dimensions), a SQLite journal
-and the keyword projection, as `open_memory` wires them. The records are LoCoMo
-turns (`EpisodicMemory.record`, one batch per session) copied as separate users:
+For each size N a `Memory` is built in a temporary folder as `open_memory`
+wires the embedded profile: a SQLite journal (which holds the keyword index)
+and an embedded Chroma space (`HashEmbedder`, 384 dimensions; one live
+collection per user and kind). The records are LoCoMo turns
+(`EpisodicMemory.record`, one batch per session) copied as separate users:
 user i holds the turns of conversation i mod 8 (a few hundred each), the last
-user cut so that exactly N records are written. Then, once the store is closed:
+user cut so that exactly N records are written. The same vectors also go into
+one shared raw Chroma collection with the user as metadata: the baseline, what
+a raw-Chroma user would build. Then, once the store is closed:
 
 - **open**: a fresh subprocess opens the store (`MemoryStore.open` plus the
   `HybridRetriever`) and reports the seconds it took and its resident memory
@@ -13,19 +16,24 @@ user cut so that exactly N records are written. Then, once the store is closed:
   same for raw Chroma (`PersistentClient` + `get_collection`, importing chromadb
   only). Import time is not counted.
 - **search**: in this process, the store and a raw client share one Chroma
-  system on the folder, so both read the very same collection. Each of Q
-  seeded queries (a LoCoMo question of a random user's conversation) runs, after
-  the warm-up queries and in rotating order: `HybridRetriever.retrieve(k=10)`
-  (the recall path; the p50/p95 of the table), `MemoryStore.search(k=10)`, and
-  raw `collection.query(n_results=10, where={"scope_user_id": user},
-  include=["distances"])` with the query embedded by the same embedder outside
-  the timed region (hivegraph embeds the query itself, inside). The top-10
-  overlap of `MemoryStore.search` with raw Chroma checks both read the same data.
+  system on the folder. Each of Q seeded queries (a LoCoMo question of a
+  random user's conversation) runs, after the warm-up queries and in rotating
+  order: `Memory.recall(k=10)` (vector and keyword from the journal, fused,
+  records loaded from the journal: the p50/p95 of the table),
+  `Memory.search(k=10)` (vector only, records loaded), and raw
+  `collection.query(n_results=10, where={"scope_user_id": user},
+  include=["distances"])` on the shared collection with the query embedded by
+  the same embedder outside the timed region (hivegraph embeds the query
+  itself, inside, through its cache). `exact` is a numpy top-10 over the
+  user's own vectors (loaded untimed): the floor any layout could reach. The
+  top-10 overlap of `Memory.search` with raw Chroma checks both find the same
+  records.
 - **disk**: bytes under the folder (journal and Chroma) per record; **growth**:
   the factor by which p50 grows per tenfold of records, between adjacent sizes.
 
-    .venv/bin/python benchmarks/read_path.py                      # 1k and 10k (a few minutes)
-    .venv/bin/python benchmarks/read_path.py --records 100000 --json read_path.json
+    .venv/bin/python benchmarks/read_path.py --json read_path.json   # 1k (hash and MiniLM), 10k, 100k
+    .venv/bin/python benchmarks/read_path.py --sizes 1000 --queries 50  # a quick look
+    .venv/bin/python benchmarks/read_path.py --sizes 1000 --records 1000000  # the million, once
 """
 
 from __future__ import annotations
@@ -54,12 +62,13 @@ if TYPE_CHECKING:  # imported where used, so that the raw Chroma probe loads chr
     from chromadb.api.models.Collection import Collection
 
     from benchmarks.locomo_retrieval import Conversation
-    from hivegraph.memory.retrieval import HybridRetriever
-    from hivegraph.memory.store import MemoryStore
+    from hivegraph.memory.facade import Memory
+    from hivegraph.models.embedder import Embedder
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 384
-COLLECTION = "read-path"
+PREFIX = "read-path"
+RAW_COLLECTION = "raw-shared"
 K = 10
 USER_KEY = "scope_user_id"
 
@@ -92,6 +101,7 @@ class Latencies:
     recall_ms: list[float]
     search_ms: list[float]
     raw_ms: list[float]
+    exact_ms: list[float]
     overlap: list[float]
 
 
@@ -111,49 +121,59 @@ def chroma_folder(folder: Path) -> str:
     return str((folder / "chroma").resolve())
 
 
-async def open_store(folder: Path) -> tuple[MemoryStore, HybridRetriever]:
-    """Open the store in `folder` as `open_memory` wires it, and its retriever."""
-    from hivegraph.memory.journal_sqlite import SqliteJournal
-    from hivegraph.memory.keyword import KeywordIndex
-    from hivegraph.memory.retrieval import HybridRetriever
-    from hivegraph.memory.store import MemoryStore
-    from hivegraph.memory.stores.chroma import ChromaVectorIndex
+def embedder_of(name: str) -> Embedder:
+    """The benchmark's embedder: the hash embedder (384 dimensions) or the bundled MiniLM."""
     from hivegraph.models.testing import HashEmbedder
 
-    index = ChromaVectorIndex.persistent_at(chroma_folder(folder), collection=COLLECTION, embedder=HashEmbedder(DIM))
-    keyword = KeywordIndex()
-    store = MemoryStore(index, journal=SqliteJournal(folder / "journal.sqlite"), projections=[keyword])
+    if name == "minilm":
+        from hivegraph.models.minilm import MiniLMEmbedder
+
+        return MiniLMEmbedder()
+    return HashEmbedder(DIM)
+
+
+async def open_store(folder: Path, embedder: str) -> Memory:
+    """Open the memory in `folder` as `open_memory` wires the embedded profile."""
+    from hivegraph.memory.facade import Memory
+    from hivegraph.memory.journal_sqlite import SqliteJournal
+    from hivegraph.memory.stores.chroma import ChromaSpace
+
+    space = ChromaSpace.persistent_at(chroma_folder(folder), prefix=PREFIX, embedder=embedder_of(embedder))
     try:
-        await store.open()
+        memory = Memory.of(space, journal=SqliteJournal(folder / "journal.sqlite"))
     except BaseException:
-        await store.aclose()
+        await space.aclose()
         raise
-    return store, HybridRetriever(store, keyword)
+    try:
+        return await memory.open()
+    except BaseException:
+        await memory.aclose()
+        raise
 
 
 # ---------------------------------------------------------------- probes (fresh subprocesses)
 
 
 HIVEGRAPH_MODULES = (
-    "hivegraph.memory.journal_sqlite", "hivegraph.memory.keyword", "hivegraph.memory.retrieval",
-    "hivegraph.memory.store", "hivegraph.memory.stores.chroma", "hivegraph.models.testing",
+    "hivegraph.memory.journal_sqlite", "hivegraph.memory.facade", "hivegraph.memory.stores.chroma",
+    "hivegraph.models.testing", "hivegraph.models.minilm",
 )  # fmt: skip
 """What `open_store` imports: imported before the clock starts, as chromadb is for the raw probe."""
 
 
-async def probe_hivegraph(folder: Path, query: Query) -> Probe:
+async def probe_hivegraph(folder: Path, query: Query, embedder: str) -> Probe:
     from hivegraph.memory.types import Scope
 
     for module in HIVEGRAPH_MODULES:
         importlib.import_module(module)
     started = time.perf_counter()
-    store, retriever = await open_store(folder)
+    memory = await open_store(folder, embedder)
     open_s = time.perf_counter() - started
     opened = rss_mb()
     try:
-        await retriever.retrieve(query.text, scope=Scope(user_id=query.user_id), k=K)
+        await memory.recall(query.text, scope=Scope(user_id=query.user_id), k=K)
     finally:
-        await store.aclose()
+        await memory.aclose()
     return Probe(open_s=open_s, rss_mb=opened, rss_after_query_mb=rss_mb())
 
 
@@ -163,7 +183,7 @@ def probe_raw(folder: Path, query: Query, embedding: list[float]) -> Probe:
 
     started = time.perf_counter()
     client = chromadb.PersistentClient(path=chroma_folder(folder), settings=Settings(anonymized_telemetry=False))
-    collection = client.get_collection(COLLECTION)
+    collection = client.get_collection(RAW_COLLECTION)
     open_s = time.perf_counter() - started
     opened = rss_mb()
     collection.query(query_embeddings=[embedding], n_results=K, where={USER_KEY: query.user_id}, include=["distances"])
@@ -175,15 +195,16 @@ def run_probe(kind: str) -> None:
     job: dict[str, Any] = json.loads(sys.stdin.read())
     folder, query = Path(job["folder"]), Query(job["query"], job["user_id"])
     if kind == "hivegraph":
-        probe = asyncio.run(probe_hivegraph(folder, query))
+        probe = asyncio.run(probe_hivegraph(folder, query, job["embedder"]))
     else:
         probe = probe_raw(folder, query, [float(v) for v in job["embedding"]])
     print(json.dumps(probe.__dict__))
 
 
-def probe(kind: str, folder: Path, query: Query, embedding: list[float]) -> Probe:
+def probe(kind: str, folder: Path, query: Query, embedding: list[float], embedder: str) -> Probe:
     """Run one probe in a fresh interpreter (so its RSS holds nothing of this process)."""
-    job = {"folder": str(folder), "query": query.text, "user_id": query.user_id, "embedding": embedding}
+    job = {"folder": str(folder), "query": query.text, "user_id": query.user_id, "embedding": embedding,
+           "embedder": embedder}  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.read_path", "--probe", kind],
         cwd=ROOT, input=json.dumps(job), capture_output=True, text=True, check=False, timeout=3600,
@@ -214,14 +235,13 @@ def plan_queries(users: Sequence[User], count: int, rng: random.Random) -> list[
     return [Query(rng.choice(user.conversation.questions).text, user.user_id) for user in chosen]
 
 
-async def ingest(folder: Path, users: Sequence[User]) -> float:
-    """Record every user's turns (one batch per session); returns the seconds it took."""
-    from hivegraph.memory.episodic import EpisodicMemory, Turn
+async def ingest(folder: Path, users: Sequence[User], embedder: str) -> float:
+    """Record every user's turns (one batch per session) and fill the raw collection; returns hivegraph's seconds."""
+    from hivegraph.memory.episodic import Turn
     from hivegraph.memory.types import Scope
 
-    store, retriever = await open_store(folder)
-    memory = EpisodicMemory(store, retriever)
-    started = time.perf_counter()
+    memory = await open_store(folder, embedder)
+    spent = 0.0
     try:
         for number, user in enumerate(users, start=1):
             turns = user.conversation.turns[: user.records]
@@ -231,68 +251,149 @@ async def ingest(folder: Path, users: Sequence[User]) -> float:
                     for t in turns
                     if t.session == session
                 ]
-                await memory.record(batch, scope=Scope(user_id=user.user_id), session_id=f"session_{session}")
+                started = time.perf_counter()
+                await memory.episodic.record(batch, scope=Scope(user_id=user.user_id), session_id=f"session_{session}")
+                spent += time.perf_counter() - started
             if number % 20 == 0:
                 print(f"  ingested {number}/{len(users)} users", file=sys.stderr, flush=True)
-        return time.perf_counter() - started
+        await fill_raw(folder, memory)
+        return spent
     finally:
-        await store.aclose()
+        await memory.aclose()
+
+
+async def fill_raw(folder: Path, memory: Memory) -> None:
+    """The baseline: every current version's vector in one shared collection, the user as metadata."""
+    import chromadb
+
+    from hivegraph.memory.stores.chroma_client import chroma_settings, close_client
+
+    client = chromadb.PersistentClient(path=chroma_folder(folder), settings=chroma_settings())
+    try:
+        raw = client.create_collection(RAW_COLLECTION, configuration={"hnsw": {"space": "cosine"}},
+                                       embedding_function=None)  # fmt: skip
+        for name in await memory.store.space.names():
+            if not name.startswith("live-"):
+                continue
+            items = await memory.store.space.collection(name).get()
+            for start in range(0, len(items), 2000):
+                chunk = items[start : start + 2000]
+                vectors = memory.store.space.embedder.embed([item.text for item in chunk])
+                raw.add(ids=[item.id for item in chunk], embeddings=[list(v) for v in vectors],
+                        metadatas=[{USER_KEY: str(item.metadata[USER_KEY])} for item in chunk])  # fmt: skip
+    finally:
+        close_client(client)
 
 
 def disk_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
-# ---------------------------------------------------------------- search latency (this process)
-
-
-async def measure(folder: Path, records: int, warmup: Sequence[Query], timed: Sequence[Query]) -> Latencies:
-    """Time the recall path, `MemoryStore.search` and raw Chroma on the same collection, query by query."""
+def raw_disk_bytes(folder: Path) -> int:
+    """Bytes of the raw collection's vector segment (its rows in Chroma's SQLite file are not separable)."""
     import chromadb
 
     from hivegraph.memory.stores.chroma_client import chroma_settings, close_client
 
-    store, retriever = await open_store(folder)
+    client = chromadb.PersistentClient(path=chroma_folder(folder), settings=chroma_settings())
+    try:
+        raw_id = str(client.get_collection(RAW_COLLECTION).id)
+    finally:
+        close_client(client)
+    segments = [p for p in Path(chroma_folder(folder)).iterdir() if p.is_dir()]
+    return sum(disk_bytes(p) for p in segments if _segment_of(p) == raw_id)
+
+
+def _segment_of(folder: Path) -> str | None:
+    import sqlite3
+
+    db = sqlite3.connect(folder.parent / "chroma.sqlite3")
+    try:
+        row = db.execute("SELECT collection FROM segments WHERE id = ?", (folder.name,)).fetchone()
+    finally:
+        db.close()
+    return str(row[0]) if row else None
+
+
+# ---------------------------------------------------------------- search latency (this process)
+
+
+async def measure(
+    folder: Path, records: int, warmup: Sequence[Query], timed: Sequence[Query], embedder: str
+) -> Latencies:
+    """Time `Memory.recall`, `Memory.search`, raw Chroma and exact numpy, query by query."""
+    import chromadb
+
+    from hivegraph.memory.stores.chroma_client import chroma_settings, close_client
+
+    memory = await open_store(folder, embedder)
     client = chromadb.PersistentClient(path=chroma_folder(folder), settings=chroma_settings())  # the same system
     try:
-        collection = client.get_collection(COLLECTION)
+        collection = client.get_collection(RAW_COLLECTION)
         if collection.count() != records:
-            raise RuntimeError(f"the collection holds {collection.count()} items, not {records}")
-        latencies = Latencies([], [], [], [])
+            raise RuntimeError(f"the raw collection holds {collection.count()} items, not {records}")
+        vectors = _user_vectors(collection, {q.user_id for q in (*warmup, *timed)})
+        latencies = Latencies([], [], [], [], [])
         for turn, query in enumerate(warmup):
-            await _one(store, retriever, collection, query, turn, Latencies([], [], [], []))
+            await _one(memory, collection, vectors, query, turn, Latencies([], [], [], [], []))
         for turn, query in enumerate(timed):
-            await _one(store, retriever, collection, query, turn, latencies)
+            await _one(memory, collection, vectors, query, turn, latencies)
         return latencies
     finally:
         close_client(client)
-        await store.aclose()
+        await memory.aclose()
+
+
+def _user_vectors(collection: Collection, users: set[str]) -> dict[str, tuple[list[str], Any]]:
+    """Each user's ids and unit vectors from the raw collection (for the exact search; not timed)."""
+    import numpy as np
+
+    found: dict[str, tuple[list[str], Any]] = {}
+    for user in sorted(users):
+        got = collection.get(where={USER_KEY: user}, include=["embeddings"])
+        matrix = np.asarray(got["embeddings"], dtype=np.float32)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        found[user] = (list(got["ids"]), matrix / np.where(norms == 0, 1, norms))
+    return found
 
 
 async def _one(
-    store: MemoryStore, retriever: HybridRetriever, collection: Collection, query: Query, turn: int, into: Latencies
+    memory: Memory,
+    collection: Collection,
+    vectors: dict[str, tuple[list[str], Any]],
+    query: Query,
+    turn: int,
+    into: Latencies,
 ) -> None:
-    """Run one query on all three paths, starting with a different one each turn."""
+    """Run one query on all four paths, starting with a different one each turn."""
+    import numpy as np
+
     from hivegraph.memory.types import Scope
-    from hivegraph.models.testing import HashEmbedder
 
     scope = Scope(user_id=query.user_id)
-    embedding = HashEmbedder(DIM).embed([query.text])[0]  # raw Chroma's query embedding, not timed
+    embedding = memory.store.space.embedder.embed([query.text])[0]  # raw's and exact's query vector, not timed
+    unit = np.asarray(embedding, dtype=np.float32)
+    unit /= np.linalg.norm(unit) or 1.0
+    ids, matrix = vectors[query.user_id]
     raw_ids: list[str] = []
     search_ids: list[str] = []
-    for step in range(3):
-        path = (turn + step) % 3
+    for step in range(4):
+        path = (turn + step) % 4
         started = time.perf_counter()
         if path == 0:
-            await retriever.retrieve(query.text, scope=scope, k=K)
+            await memory.recall(query.text, scope=scope, k=K)
         elif path == 1:
-            search_ids = [hit.record.version_id for hit in await store.search(query.text, scope=scope, k=K)]
-        else:
+            search_ids = [hit.id for hit in await memory.search(query.text, scope=scope, k=K)]
+        elif path == 2:
             raw_ids = collection.query(
                 query_embeddings=[embedding], n_results=K, where={USER_KEY: query.user_id}, include=["distances"]
             )["ids"][0]
+        else:
+            similarity = matrix @ unit
+            top = np.argpartition(-similarity, min(K, len(ids) - 1))[:K]
+            _ = [ids[int(i)] for i in top[np.argsort(-similarity[top])]]
         elapsed = (time.perf_counter() - started) * 1000
-        (into.recall_ms, into.search_ms, into.raw_ms)[path].append(elapsed)
+        (into.recall_ms, into.search_ms, into.raw_ms, into.exact_ms)[path].append(elapsed)
     into.overlap.append(len(set(raw_ids) & set(search_ids)) / max(1, len(raw_ids)))
 
 
@@ -304,22 +405,22 @@ def percentile(values: Sequence[float], share: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(share * 100) - 1]
 
 
-async def run_size(records: int, conversations: Sequence[Conversation], args: argparse.Namespace) -> dict[str, Any]:
-    from hivegraph.models.testing import HashEmbedder
-
+async def run_size(
+    records: int, embedder: str, conversations: Sequence[Conversation], args: argparse.Namespace
+) -> dict[str, Any]:
     users = plan_users(conversations, records)
     rng = random.Random(f"{args.seed}:{records}")
     warmup, timed = plan_queries(users, args.warmup, rng), plan_queries(users, args.queries, rng)
     with tempfile.TemporaryDirectory(prefix="hivegraph-read-path-") as tmp:
         folder = Path(tmp)
-        print(f"{records} records: ingesting {len(users)} users", file=sys.stderr, flush=True)
-        ingest_s = await ingest(folder, users)
-        disk = disk_bytes(folder)
-        embedding = HashEmbedder(DIM).embed([timed[0].text])[0]
-        hive = probe("hivegraph", folder, timed[0], embedding)
-        raw = probe("raw", folder, timed[0], embedding)
+        print(f"{records} records ({embedder}): ingesting {len(users)} users", file=sys.stderr, flush=True)
+        ingest_s = await ingest(folder, users, embedder)
+        disk = disk_bytes(folder) - raw_disk_bytes(folder)
+        embedding = embedder_of(embedder).embed([timed[0].text])[0]
+        hive = probe("hivegraph", folder, timed[0], embedding, embedder)
+        raw = probe("raw", folder, timed[0], embedding, embedder)
         print(f"{records} records: {args.warmup} warm-up + {args.queries} timed queries", file=sys.stderr, flush=True)
-        latencies = await measure(folder, records, warmup, timed)
+        latencies = await measure(folder, records, warmup, timed, embedder)
     return figures(records, len(users), ingest_s, disk, hive, raw, latencies)
 
 
@@ -329,6 +430,7 @@ def figures(
     p50, p95 = percentile(latencies.recall_ms, 0.5), percentile(latencies.recall_ms, 0.95)
     raw_p50, raw_p95 = percentile(latencies.raw_ms, 0.5), percentile(latencies.raw_ms, 0.95)
     search_p50, search_p95 = percentile(latencies.search_ms, 0.5), percentile(latencies.search_ms, 0.95)
+    exact_p50 = percentile(latencies.exact_ms, 0.5)
     return {
         "p50_ms": round(p50, 2), "p95_ms": round(p95, 2),
         "raw_p50_ms": round(raw_p50, 2), "raw_p95_ms": round(raw_p95, 2),
@@ -337,7 +439,7 @@ def figures(
         "disk_bytes_per_record": round(disk / records),
         "search_p50_ms": round(search_p50, 2), "search_p95_ms": round(search_p95, 2),
         "search_p50_ratio": round(search_p50 / raw_p50, 2), "search_p95_ratio": round(search_p95 / raw_p95, 2),
-        "raw_open_s": round(raw.open_s, 3),
+        "raw_open_s": round(raw.open_s, 3), "exact_p50_ms": round(exact_p50, 3),
         "rss_after_query_mb": round(hive.rss_after_query_mb, 1),
         "raw_rss_after_query_mb": round(raw.rss_after_query_mb, 1),
         "top10_overlap": round(statistics.mean(latencies.overlap), 3),
@@ -346,7 +448,7 @@ def figures(
 
 
 def add_growth(results: dict[int, dict[str, Any]]) -> None:
-    """Per size after the first: how p50 grew per tenfold of records since the previous size."""
+    """Per size after the first: how p50 grew per tenfold of records since the previous size (hash rows)."""
     sizes = sorted(results)
     for small, large in itertools.pairwise(sizes):
         tenfolds = math.log10(large / small)
@@ -356,9 +458,11 @@ def add_growth(results: dict[int, dict[str, Any]]) -> None:
 
 
 COLUMNS = (
-    ("records", "{}", None), ("users", "{}", "users"), ("recall p50", "{:.2f}", "p50_ms"),
+    ("records", "{}", None), ("embedder", "{}", "embedder"), ("users", "{}", "users"),
+    ("recall p50", "{:.2f}", "p50_ms"),
     ("p95", "{:.2f}", "p95_ms"), ("search p50", "{:.2f}", "search_p50_ms"), ("p95", "{:.2f}", "search_p95_ms"),
-    ("raw p50", "{:.2f}", "raw_p50_ms"), ("p95", "{:.2f}", "raw_p95_ms"), ("ratio p50", "{:.2f}x", "p50_ratio"),
+    ("raw p50", "{:.2f}", "raw_p50_ms"), ("p95", "{:.2f}", "raw_p95_ms"), ("exact", "{:.3f}", "exact_p50_ms"),
+    ("ratio p50", "{:.2f}x", "p50_ratio"),
     ("p95", "{:.2f}x", "p95_ratio"), ("search", "{:.2f}x", "search_p50_ratio"),
     ("growth", "{:.2f}x", "p50_growth_per_10x"), ("raw", "{:.2f}x", "raw_p50_growth_per_10x"),
     ("open s", "{:.2f}", "open_s"), ("raw", "{:.2f}", "raw_open_s"), ("RSS MB", "{:.0f}", "rss_mb"),
@@ -367,10 +471,10 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def print_table(results: dict[int, dict[str, Any]]) -> None:
+def print_table(results: dict[str, dict[str, Any]]) -> None:
     rows = [[c[0] for c in COLUMNS]]
-    for size, row in sorted(results.items()):
-        rows.append([fmt.format(size if key is None else row[key]) if key is None or key in row else "-"
+    for row in sorted(results.values(), key=lambda r: (r["records"], r["embedder"])):
+        rows.append([fmt.format(row["records"] if key is None else row[key]) if key is None or key in row else "-"
                      for _, fmt, key in COLUMNS])  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
     for number, row in enumerate(rows):
@@ -378,16 +482,22 @@ def print_table(results: dict[int, dict[str, Any]]) -> None:
         if number == 0:
             print("  ".join("-" * width for width in widths))
     print(
-        "\nms per query (k=10): recall = HybridRetriever.retrieve, search = MemoryStore.search, raw = Chroma query "
-        "filtered on the user (ids and distances; its query embedding not timed); ratio = hivegraph / raw; growth = "
-        "p50 factor per tenfold of records; open s and RSS MB after open in a fresh process; overlap = share of raw "
-        "Chroma's top 10 in MemoryStore.search's."
+        "\nms per query (k=10): recall = Memory.recall (vector + journal keyword, fused, records loaded), search = "
+        "Memory.search (vector only, records loaded), raw = one shared Chroma collection filtered on the user (ids "
+        "and distances; its query embedding not timed), exact = numpy top-10 over the user's own vectors; ratio = "
+        "recall / raw; growth = p50 factor per tenfold of records (hash rows); open s and RSS MB after open in a "
+        "fresh process; B/record = hivegraph's disk (journal + its Chroma collections) per record; overlap = share "
+        "of raw Chroma's top 10 in Memory.search's."
     )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1000,10000", help="record counts, comma-separated (default %(default)s)")
+    parser.add_argument("--sizes", default="1000,10000,100000", help="record counts with the hash embedder, "
+                        "comma-separated (default %(default)s)")  # fmt: skip
+    parser.add_argument(
+        "--minilm", type=int, default=1000, help="one more size with MiniLM (0: none; default %(default)s)"
+    )
     parser.add_argument("--records", type=int, help="one more size, e.g. 100000 or 1000000")
     parser.add_argument("--queries", type=int, default=200, help="timed queries per size (default %(default)s)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed queries first (default %(default)s)")
@@ -410,13 +520,17 @@ async def run(sizes: Sequence[int], args: argparse.Namespace) -> None:
 
     conversations = load(args.data or DEFAULT_DATA, None)
     started = time.perf_counter()
-    results = {size: await run_size(size, conversations, args) for size in sizes}
-    add_growth(results)
-    print(f"\nread path, hash embedder ({DIM} dims), embedded Chroma; {args.queries} queries per size "
+    hashed = {size: await run_size(size, "hash", conversations, args) for size in sizes}
+    add_growth(hashed)
+    results = {str(size): row | {"records": size, "embedder": "hash"} for size, row in hashed.items()}
+    if args.minilm:
+        row = await run_size(args.minilm, "minilm", conversations, args)
+        results[f"{args.minilm}-minilm"] = row | {"records": args.minilm, "embedder": "minilm"}
+    print(f"\nread path, embedded Chroma + SQLite journal ({DIM} dims); {args.queries} queries per size "
           f"after {args.warmup} warm-up; {time.perf_counter() - started:.0f} s in all\n")  # fmt: skip
     print_table(results)
     if args.json:
-        payload = {str(size): row for size, row in results.items()}
+        payload = results
         args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 

@@ -1,4 +1,7 @@
-"""Wiring: build every backend from settings and run teams with them."""
+"""Wiring: build every backend from settings and run teams with them.
+
+`open_memory` (re-exported from `hivegraph.memory.facade`) opens the memory alone.
+"""
 
 from __future__ import annotations
 
@@ -17,20 +20,16 @@ from hivegraph.agents.base import Agent
 from hivegraph.agents.distiller import LearnResult, ProcedureDistiller
 from hivegraph.agents.manager import MemoryManager
 from hivegraph.config import HivegraphSettings, load_settings
-from hivegraph.errors import ConfigError, GraphError
+from hivegraph.errors import GraphError
 from hivegraph.graphs.context import TeamContext
 from hivegraph.graphs.patterns import pipeline
 from hivegraph.graphs.state import RecalledState, TeamState, TurnState, WrittenState
-from hivegraph.memory.episodic import EpisodicMemory
-from hivegraph.memory.keyword import KeywordIndex
-from hivegraph.memory.procedural import ProceduralMemory
-from hivegraph.memory.retrieval import HybridRetriever
-from hivegraph.memory.store import MemoryStore
-from hivegraph.memory.stores.base import VectorIndex
+from hivegraph.memory.facade import Memory, open_memory
 from hivegraph.memory.types import Scope, Source
 from hivegraph.models.base import ChatModel
-from hivegraph.models.tokens import TokenCounter
-from hivegraph.registry import CHAT_MODELS, CHECKPOINTERS, JOURNALS, VECTOR_STORES, check_backends
+from hivegraph.registry import CHAT_MODELS, CHECKPOINTERS, check_backends
+
+__all__ = ["Hivegraph", "Team", "TeamRun", "open_hivegraph", "open_memory"]
 
 
 @dataclass
@@ -62,7 +61,7 @@ class Team:
 
         """
         run_id = run_id or uuid.uuid4().hex
-        await self.app.store.claim_run(run_id, scope=self.scope)
+        await self.app.memory.store.claim_run(run_id, scope=self.scope)
         return await self._invoke({"task": task, "turns": []}, run_id)
 
     async def learn(self, run: TeamRun, *, success: bool) -> LearnResult:
@@ -70,7 +69,7 @@ class Team:
         trajectory = [("user", run.task)] + [(turn["agent"], turn["content"]) for turn in run.turns]
         used = [UUID(m["id"]) for ms in run.recalled.values() for m in ms if m["kind"] == "procedural"]
         return await self.app.distiller.learn(
-            self.app.procedures, run.task, trajectory, success=success, scope=self.scope,
+            self.app.memory.procedural, run.task, trajectory, success=success, scope=self.scope,
             used=list(dict.fromkeys(used)), source=Source(run_id=run.run_id, agent="learn"),
         )  # fmt: skip
 
@@ -82,7 +81,7 @@ class Team:
             GraphError: this scope has no run with that id.
 
         """
-        if not await self.app.store.claim_run(run_id, scope=self.scope, create=False):
+        if not await self.app.memory.store.claim_run(run_id, scope=self.scope, create=False):
             raise GraphError(f"no run {run_id!r} in scope {self.scope} to resume")
         return await self._invoke(None, run_id)
 
@@ -102,17 +101,13 @@ class Team:
 
 @dataclass
 class Hivegraph:
-    """Every backend of one configuration, opened together and closed together."""
+    """One configuration opened: the chat model, the memory, the manager and the checkpointer."""
 
     settings: HivegraphSettings
     model: ChatModel
-    store: MemoryStore
-    retriever: HybridRetriever
-    episodic: EpisodicMemory
+    memory: Memory
     manager: MemoryManager
-    counter: TokenCounter
     checkpointer: BaseCheckpointSaver[str]
-    procedures: ProceduralMemory
     distiller: ProcedureDistiller
 
     def team(self, agents: Sequence[Agent], *, scope: Scope) -> Team:
@@ -123,52 +118,8 @@ class Hivegraph:
     def context(self, agents: dict[str, Agent], *, scope: Scope, run_id: str) -> TeamContext:
         """The run-time context of one run."""
         return TeamContext(
-            model=self.model, store=self.store, retriever=self.retriever, episodic=self.episodic,
-            manager=self.manager, counter=self.counter,
-            scope=scope, run_id=run_id, agents=agents,
-        )  # fmt: skip
-
-
-def keyword_index(store: MemoryStore) -> KeywordIndex:
-    """The keyword projection `open_memory` attached to `store`.
-
-    Raises:
-        ConfigError: the store was built without one.
-
-    """
-    for projection in store.projections:
-        if isinstance(projection, KeywordIndex):
-            return projection
-    raise ConfigError("this memory store has no keyword index; open it with open_memory()")
-
-
-@asynccontextmanager
-async def open_memory(settings: HivegraphSettings, *, catch_up: bool = True) -> AsyncGenerator[MemoryStore, None]:
-    """The configured memory store (vector index + journal), caught up with its journal.
-
-    With `catch_up=False` the store is not opened (`MemoryStore.open`): the
-    stored indexes stay exactly as found, not caught up, re-derived or repaired,
-    and the in-process keyword index stays empty. `verify` and `rebuild` need that.
-
-    Raises:
-        ConfigError: a backend name is unknown or a setting is invalid.
-        BackendUnavailableError: a configured server cannot be reached.
-
-    """
-    check_backends(settings)
-    index: VectorIndex = VECTOR_STORES.load(settings.vector_store.backend).from_settings(settings)
-    try:
-        journal = JOURNALS.load(settings.journal.backend).from_settings(settings)
-    except BaseException:
-        await index.aclose()
-        raise
-    store = MemoryStore(
-        index, journal=journal, projections=[KeywordIndex()], max_text_chars=settings.memory.max_text_chars
-    )
-    try:
-        yield await store.open() if catch_up else store
-    finally:
-        await store.aclose()
+            model=self.model, memory=self.memory, manager=self.manager, scope=scope, run_id=run_id, agents=agents
+        )
 
 
 @asynccontextmanager
@@ -189,20 +140,14 @@ async def open_hivegraph(
         if chat is None:
             chat = CHAT_MODELS.load(settings.model.provider).from_settings(settings)
             stack.push_async_callback(chat.aclose)
-        store = await stack.enter_async_context(open_memory(settings))
+        memory = await stack.enter_async_context(open_memory(settings))
         checkpointer = await stack.enter_async_context(CHECKPOINTERS.load(settings.checkpointer.backend)(settings))
         policy = settings.memory
         manager = MemoryManager(
-            chat, store, neighbours=policy.manager_neighbours, max_candidates=policy.max_candidates,
+            chat, memory, neighbours=policy.manager_neighbours, max_candidates=policy.max_candidates,
             max_retries=settings.model.max_retries,
         )  # fmt: skip
-        counter = TokenCounter(settings.model.model)
-        retriever = HybridRetriever(store, keyword_index(store), counter=counter)
         yield Hivegraph(
-            settings=settings, model=chat, store=store, manager=manager, counter=counter, checkpointer=checkpointer,
-            retriever=retriever, episodic=EpisodicMemory(store, retriever),
-            procedures=ProceduralMemory(
-                store, min_uses=policy.procedural_min_uses, deprecate_below=policy.procedural_deprecate_below
-            ),
+            settings=settings, model=chat, memory=memory, manager=manager, checkpointer=checkpointer,
             distiller=ProcedureDistiller(chat, max_trajectory_chars=policy.max_trajectory_chars),
         )  # fmt: skip

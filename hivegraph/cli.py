@@ -99,11 +99,11 @@ def _on_memory(
     settings: HivegraphSettings, action: Callable[[MemoryStore], Awaitable[R]], *, catch_up: bool = True
 ) -> R:
     """Run `action` on the configured memory store (caught up with the journal unless `catch_up` is False)."""
-    from hivegraph.app import open_memory
+    from hivegraph.memory.facade import open_memory
 
     async def run() -> R:
-        async with open_memory(settings, catch_up=catch_up) as store:
-            return await action(store)
+        async with open_memory(settings, catch_up=catch_up) as memory:
+            return await action(memory.store)
 
     return asyncio.run(run())
 
@@ -128,7 +128,7 @@ def _record_json(record: MemoryRecord, **extra: object) -> str:
 
 async def _search(store: MemoryStore, args: argparse.Namespace, scope: Scope) -> None:
     for hit in await store.search(args.query, scope=scope, k=args.k):
-        print(_record_json(hit.record, score=round(hit.score, 4)))
+        print(_record_json(hit.loaded, score=round(hit.score, 4)))
 
 
 async def _history(store: MemoryStore, args: argparse.Namespace, scope: Scope) -> None:
@@ -205,14 +205,15 @@ def _cannot_open(settings: HivegraphSettings, folder: Path) -> MemoryStoreError 
         BackendUnavailableError: another process holds it (that is no reason to move it aside).
 
     """
-    from hivegraph.memory.stores.chroma import ChromaVectorIndex, discard_failed_embedded
+    from hivegraph.memory.stores.chroma import ChromaSpace, discard_failed_embedded
 
     async def probe() -> None:
-        index = ChromaVectorIndex.from_settings(settings)
+        space = ChromaSpace.from_settings(settings)
         try:
-            await index.count()
+            for name in await space.names():
+                await space.collection(name).count()
         finally:
-            await index.aclose()
+            await space.aclose()
 
     try:
         asyncio.run(probe())

@@ -204,6 +204,31 @@ class MemoryPolicySettings(_Section):
     """Success rate under which a procedure with enough uses is deprecated (closed)."""
     max_trajectory_chars: int = Field(default=6000, ge=500)
     """Longest trajectory shown to the procedure distiller (the middle is elided)."""
+    tenant_key: Literal["user_id", "agent_id", "team_id", "run_id"] | None = "user_id"
+    """The scope field whose value gives each tenant its own live vector collections (None: one for all)."""
+    projections: list[str] = Field(default_factory=list[str])
+    """Further projections of the journal, by registry name (`PROJECTIONS`), e.g. a graph."""
+
+
+class RetrievalConfig(_Section):
+    """How recall gathers, fuses, expands and boosts candidates (neutral defaults; LoCoMo-style data turns on more)."""
+
+    candidates: int = Field(default=50, ge=1, le=1000)
+    """Candidates asked of each retrieval source."""
+    rrf_k: int = Field(default=10, ge=1)
+    """Reciprocal-rank fusion constant."""
+    vector_weight: float = Field(default=1.0, ge=0.0)
+    keyword_weight: float = Field(default=1.0, ge=0.0)
+    after_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Share of a session turn's score passed to the next turn (0: no neighbour expansion)."""
+    before_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Share of a session turn's score passed to the previous turn."""
+    speaker_boost: float = Field(default=1.0, gt=0.0)
+    """Episodic search: factor for the turns of a speaker the query names (1: off)."""
+    time_boost: float = Field(default=1.0, gt=0.0)
+    """Episodic search: factor for events in a month or year the query names (1: off)."""
+    strip_speakers: bool = False
+    """Episodic search: take named speakers out of the query text."""
 
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -238,6 +263,7 @@ class HivegraphSettings(BaseSettings):
     journal: JournalSettings = Field(default_factory=JournalSettings)
     checkpointer: CheckpointerSettings = Field(default_factory=CheckpointerSettings)
     memory: MemoryPolicySettings = Field(default_factory=MemoryPolicySettings)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -125,6 +125,14 @@ JOURNALS: Registry[Any] = Registry(
         "inmemory": "hivegraph.memory.journal_memory:InMemoryJournal",
     },
 )
+PROJECTIONS: Registry[Any] = Registry(
+    kind="projection",
+    setting="memory.projections",
+    group="hivegraph.projections",
+    builtins={},
+)
+"""Further projections of the journal (a graph, say); each class has `from_settings(settings)`."""
+
 CHECKPOINTERS: Registry[Any] = Registry(
     kind="checkpointer",
     setting="checkpointer.backend",

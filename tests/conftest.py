@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from hivegraph.memory.facade import Memory
 from hivegraph.memory.store import MemoryStore
-from hivegraph.memory.stores.inmemory import InMemoryVectorIndex
+from hivegraph.memory.stores.inmemory import InMemorySpace
 from hivegraph.models import base
 from hivegraph.models.testing import HashEmbedder
 
@@ -25,5 +26,11 @@ def _network_models(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture
 def memory_store() -> MemoryStore:
-    """A memory store over the in-memory reference index with the hash embedder."""
-    return MemoryStore(InMemoryVectorIndex(HashEmbedder()), max_text_chars=500)
+    """A memory store over the in-memory reference space and journal, with the hash embedder."""
+    return MemoryStore(InMemorySpace(HashEmbedder()), max_text_chars=500)
+
+
+@pytest.fixture
+def memory(memory_store: MemoryStore) -> Memory:
+    """The `Memory` facade over `memory_store` (neutral retrieval settings)."""
+    return Memory(memory_store)

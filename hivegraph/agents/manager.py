@@ -26,8 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from hivegraph.agents.prompts import DECIDE_OPS, EXTRACT_FACTS, render_decision_request
 from hivegraph.errors import RetryRequested
+from hivegraph.memory.facade import Memory
 from hivegraph.memory.journal import JournalEntry
-from hivegraph.memory.store import MemoryStore, RefusedOp
+from hivegraph.memory.store import RefusedOp
 from hivegraph.memory.types import (
     AddOp,
     DeleteOp,
@@ -89,7 +90,7 @@ class MemoryManager:
     def __init__(
         self,
         model: ChatModel,
-        store: MemoryStore,
+        memory: Memory,
         *,
         neighbours: int = 5,
         max_candidates: int = 8,
@@ -97,7 +98,7 @@ class MemoryManager:
         name: str = "memory_manager",
     ) -> None:
         self.model = model
-        self.store = store
+        self.memory = memory
         self.neighbours = neighbours
         self.max_candidates = max_candidates
         self.max_retries = max_retries
@@ -126,7 +127,7 @@ class MemoryManager:
         if result.facts:
             result.ops, calls = await self.decide(result.facts, scope=scope)
             result.model_calls += calls
-        applied = await self.store.apply(
+        applied = await self.memory.apply(
             result.ops, scope=scope, actor=self.name, source=source, idempotency_key=idempotency_key
         )
         result.applied, result.refused = applied.applied, applied.refused
@@ -151,15 +152,15 @@ class MemoryManager:
         ops: list[MemoryOp] = []
         fresh: list[str] = []
         for fact in facts:
-            duplicate = await self.store.find_duplicate(fact, scope=scope)
+            duplicate = await self.memory.store.find_duplicate(fact, scope=scope)
             if duplicate is not None:
                 ops.append(NoopOp(record_id=duplicate.id))
             else:
                 fresh.append(fact)
-        neighbours = await asyncio.gather(
-            *(self.store.search(f, scope=scope, k=self.neighbours, kinds=("semantic",)) for f in fresh)
+        found = await asyncio.gather(
+            *(self.memory.recall(f, scope=scope, k=self.neighbours, kinds=("semantic",)) for f in fresh)
         )
-        groups = independent_groups(fresh, [[hit.record for hit in hits] for hits in neighbours])
+        groups = independent_groups(fresh, [[hit.loaded for hit in r.hits] for r in found])
         ops += [AddOp(text=fact) for group_facts, records in groups if not records for fact in group_facts]
         contested = [(group_facts, records) for group_facts, records in groups if records]
         decided = await asyncio.gather(*(self._decide_group(f, r) for f, r in contested))

@@ -6,25 +6,19 @@ from dataclasses import dataclass
 
 from hivegraph.agents.base import Agent
 from hivegraph.agents.manager import MemoryManager
-from hivegraph.memory.episodic import EpisodicMemory
-from hivegraph.memory.retrieval import HybridRetriever
-from hivegraph.memory.store import MemoryStore
+from hivegraph.memory.facade import Memory
 from hivegraph.memory.types import Scope
 from hivegraph.models.base import ChatModel
-from hivegraph.models.tokens import TokenCounter
 
 
 @dataclass(frozen=True)
 class TeamContext:
-    """Backends and identity of one run; nodes read it from `runtime.context`."""
+    """The model, the memory and the identity of one run; nodes read it from `runtime.context`."""
 
     model: ChatModel
-    store: MemoryStore
-    retriever: HybridRetriever
-    """Hybrid (vector + keyword) retrieval over `store`, used by `recall`."""
-    episodic: EpisodicMemory
+    memory: Memory
+    """Journal, projections, retriever and memory kinds (one object)."""
     manager: MemoryManager | None
-    counter: TokenCounter
     scope: Scope
     """Where the team reads and writes memory (a run id is added to what it writes)."""
     run_id: str

@@ -11,11 +11,12 @@ from hivegraph.agents.base import Agent, ContextBlock, Turn
 from hivegraph.graphs.context import TeamContext
 from hivegraph.graphs.state import RecalledState, TeamState, TurnState, WrittenState
 from hivegraph.memory.episodic import Turn as Episode
+from hivegraph.memory.hits import MemoryHit
 from hivegraph.memory.journal import JournalEntry
 from hivegraph.memory.procedural import Procedure, render
-from hivegraph.memory.types import ScoredRecord, Source, utcnow
+from hivegraph.memory.types import Source, utcnow
 from hivegraph.models.base import Message, assistant, user
-from hivegraph.models.tokens import pack
+from hivegraph.models.tokens import TokenCounter, pack
 
 
 class Node(Protocol):
@@ -31,12 +32,12 @@ class Node(Protocol):
 async def recall(state: TeamState, *, runtime: Runtime[TeamContext]) -> dict[str, Any]:
     """Find each agent's memories for the task, packed into that agent's token budget."""
     ctx = runtime.context
+    counter = ctx.memory.counter
     recalled: dict[str, list[RecalledState]] = {}
     for name, agent in ctx.agents.items():
         policy = agent.memory
-        found = await ctx.retriever.retrieve(state["task"], scope=ctx.scope, k=policy.k, kinds=policy.read_kinds)
-        hits = [ScoredRecord(record=block.record, score=block.score) for block in found.blocks]
-        kept = pack(hits, policy.token_budget, count=lambda h: ctx.counter.count(context_text(h))).items
+        found = await ctx.memory.recall(state["task"], scope=ctx.scope, k=policy.k, kinds=policy.read_kinds)
+        kept = pack(found.hits, policy.token_budget, count=lambda h: _tokens(h, counter)).items
         recalled[name] = [_recalled(hit) for hit in kept]
     return {"recalled": recalled}
 
@@ -69,7 +70,7 @@ async def consolidate(state: TeamState, *, runtime: Runtime[TeamContext]) -> dic
     now = utcnow()
     said = [("user", state["task"])] + [(t["agent"], t["content"]) for t in turns if t["content"]]
     episodes = [Episode(speaker=who, text=text, occurred_at=now, turn=n) for n, (who, text) in enumerate(said)]
-    recorded = await ctx.episodic.record(
+    recorded = await ctx.memory.episodic.record(
         episodes, scope=ctx.scope, session_id=ctx.run_id, actor="consolidate", source=source,
         idempotency_key=f"{ctx.run_id}:episodes",
     )  # fmt: skip
@@ -88,18 +89,25 @@ def _transcript(task: str, turns: list[TurnState]) -> list[Message]:
     return [user(task)] + [assistant(t["content"]).model_copy(update={"name": t["agent"]}) for t in turns]
 
 
-def _recalled(hit: ScoredRecord) -> RecalledState:
-    record = hit.record
+def _tokens(hit: MemoryHit, counter: TokenCounter) -> int:
+    """The hit's stored token count, unless it reads differently in a context (a procedure shows its steps)."""
+    if hit.tokens is not None and hit.kind != "procedural":
+        return hit.tokens
+    return counter.count(context_text(hit))
+
+
+def _recalled(hit: MemoryHit) -> RecalledState:
+    record = hit.loaded
     return RecalledState(
         id=str(record.id), kind=record.kind, text=context_text(hit), score=hit.score, run_id=record.source.run_id
     )
 
 
-def context_text(hit: ScoredRecord) -> str:
+def context_text(hit: MemoryHit) -> str:
     """How a recalled record reads in an agent's context (a procedure shows its steps, not only its task)."""
-    if hit.record.kind == "procedural":
-        return render(Procedure.from_record(hit.record))
-    return hit.record.text
+    if hit.kind == "procedural":
+        return render(Procedure.from_record(hit.loaded))
+    return hit.text
 
 
 def _written(applied: JournalEntry) -> WrittenState:

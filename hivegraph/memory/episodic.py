@@ -16,12 +16,16 @@ facts, wrong for events, where "Alice: Thanks!" said twice is two events.
 The texts are still checked by the store's planner (empty or too long is
 refused, and then nothing of the batch is written).
 
-`search` reads the query before handing it to the `HybridRetriever`: a
-speaker of the scope named in the query becomes a boost for that speaker's
-turns (and the name leaves the query text, since nearly every turn of a
-conversation mentions or is spoken by its speakers); a month name or a year
-becomes a boost for events of that month or year. Explicit ranges go through
-`since` and `until`, which filter on the event time.
+`search` can read the query before handing it to the `Retriever`, when its
+settings ask for it (they are off by default: they suit conversational data
+such as LoCoMo, where every turn has a named speaker and a date, and the
+benchmark turns them on): a speaker of the scope named in the query becomes a
+boost for that speaker's turns (and with `strip_speakers` the name leaves the
+query text, since nearly every turn of a conversation mentions or is spoken by
+its speakers); a month name or a year becomes a boost for events of that month
+or year. Explicit ranges go through `since` and `until`, which filter on the
+event time. Speakers, sessions and event times are columns of the journal,
+indexed by scope, so these reads never scan other scopes.
 """
 
 from __future__ import annotations
@@ -33,16 +37,14 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from hivegraph.errors import ConfigError, MemoryStoreError
-from hivegraph.memory.codec import META_PREFIX, from_item, scope_filter
-from hivegraph.memory.retrieval import Boost, HybridRetriever, Retrieval, timestamp
+from hivegraph.errors import MemoryStoreError
+from hivegraph.memory.codec import micros
+from hivegraph.memory.retrieval import Boost, Retrieval, Retriever
 from hivegraph.memory.store import MemoryStore
-from hivegraph.memory.stores.base import Filter
-from hivegraph.memory.types import AddOp, MemoryOp, MemoryRecord, Metadata, Scalar, Scope, Source, Text
-from hivegraph.memory.validation import check_text
+from hivegraph.memory.types import AddOp, MemoryOp, MemoryRecord, Metadata, Scalar, Scope, Source, Text, ensure_scope
+from hivegraph.memory.validation import aware, check_text
 
 KIND = "episodic"
-SPEAKER_KEY = META_PREFIX + "speaker"
 MONTHS = (
     "January", "February", "March", "April", "May", "June",
     "July", "August", "September", "October", "November", "December",
@@ -80,28 +82,24 @@ class Event:
 class EpisodicSettings:
     """How `search` reads a query."""
 
-    speaker_boost: float = 2.0
-    """Factor for the turns of a speaker the query names (1 disables)."""
-    time_boost: float = 3.0
-    """Factor for the events in a month or year the query names (1 disables)."""
-    strip_speakers: bool = True
-    """Take named speakers out of the query text (the boost stands for them)."""
+    speaker_boost: float = 1.0
+    """Factor for the turns of a speaker the query names (1: off; LoCoMo: 2)."""
+    time_boost: float = 1.0
+    """Factor for the events in a month or year the query names (1: off; LoCoMo: 3)."""
+    strip_speakers: bool = False
+    """Take named speakers out of the query text (the boost stands for them; LoCoMo: True)."""
+
+    @property
+    def reads_speakers(self) -> bool:
+        """Whether a query is checked for the scope's speaker names."""
+        return self.speaker_boost != 1.0 or self.strip_speakers
 
 
 class EpisodicMemory:
     """Record turns with their session and time; find them by similarity, keyword, time or session."""
 
-    def __init__(
-        self, store: MemoryStore, retriever: HybridRetriever, *, settings: EpisodicSettings | None = None
-    ) -> None:
-        """Record into `store` and search through `retriever` (whose keyword index projects `store`).
-
-        Raises:
-            ConfigError: the retriever's keyword index does not track speakers (`meta_speaker`).
-
-        """
-        if SPEAKER_KEY not in retriever.keyword.facets:
-            raise ConfigError(f"the keyword index must track {SPEAKER_KEY!r} (facets=...)", field="facets")
+    def __init__(self, store: MemoryStore, retriever: Retriever, *, settings: EpisodicSettings | None = None) -> None:
+        """Record into `store` and search through `retriever` (whose sources project `store`)."""
         self.store = store
         self.retriever = retriever
         self.settings = settings or EpisodicSettings()
@@ -149,7 +147,6 @@ class EpisodicMemory:
         since: datetime | None = None,
         until: datetime | None = None,
         token_budget: int | None = None,
-        expand_neighbours: bool = True,
     ) -> Retrieval:
         """The turns in `scope` that best match `query`, within the event-time range and token budget.
 
@@ -157,29 +154,34 @@ class EpisodicMemory:
             InvalidInputError: `since` or `until` is naive.
 
         """
-        text, boosts = self.read_query(query, scope=scope)
+        text, boosts = await self.read_query(query, scope=scope)
         return await self.retriever.retrieve(
-            text, scope=scope, k=k, kinds=(KIND,), since=since, until=until,
-            token_budget=token_budget, expand_neighbours=expand_neighbours, boosts=boosts,
-        )  # fmt: skip
+            text, scope=scope, k=k, kinds=(KIND,), since=since, until=until, token_budget=token_budget, boosts=boosts
+        )
 
-    def read_query(self, query: str, *, scope: Scope) -> tuple[str, list[Boost]]:
+    async def read_query(self, query: str, *, scope: Scope) -> tuple[str, list[Boost]]:
         """The query text to search with and the boosts the query implies (see the module docstring)."""
         boosts: list[Boost] = []
-        where = scope_filter(scope, kinds=(KIND,))
-        speakers = [str(s) for s in self.retriever.keyword.values(SPEAKER_KEY, where=where)]
+        speakers = (
+            await self.store.journal.facet_values("speaker", scope=scope, kinds=(KIND,))
+            if self.settings.reads_speakers
+            else []
+        )
         for speaker in speakers:
             pattern = re.compile(rf"\b{re.escape(speaker)}(?:['\u2019]s)?\b", re.IGNORECASE)
             if pattern.search(query):
-                boosts.append(Boost({SPEAKER_KEY: speaker}, self.settings.speaker_boost))
+                if self.settings.speaker_boost != 1.0:
+                    boosts.append(Boost({"speaker": speaker}, self.settings.speaker_boost))
                 if self.settings.strip_speakers:
                     query = " ".join(pattern.sub(" ", query).split())
+        if self.settings.time_boost == 1.0:
+            return query, boosts
         months = sorted({MONTHS.index(m) + 1 for m in _MONTH.findall(query)})
         if months:
-            boosts.append(Boost({META_PREFIX + "occurred_month": {"$in": months}}, self.settings.time_boost))
+            boosts.append(Boost({"occurred_month": {"$in": months}}, self.settings.time_boost))
         years = sorted({int(y) for y in _YEAR.findall(query)})
         if years:
-            boosts.append(Boost({META_PREFIX + "occurred_year": {"$in": years}}, self.settings.time_boost))
+            boosts.append(Boost({"occurred_year": {"$in": years}}, self.settings.time_boost))
         return query, boosts
 
     async def between(self, since: datetime, until: datetime, *, scope: Scope) -> list[Event]:
@@ -189,18 +191,16 @@ class EpisodicMemory:
             InvalidInputError: `since` or `until` is naive.
 
         """
-        where = self.retriever.filter(scope, kinds=(KIND,), since=since, until=until)
-        return _in_order(await self._events(where))
+        since_us, until_us = micros(aware(since, "since")), micros(aware(until, "until"))
+        records = await self.store.journal.events(scope=ensure_scope(scope), kinds=(KIND,), since_us=since_us,
+                                                  until_us=until_us)  # fmt: skip
+        return _in_order([e for r in records if (e := _event(r)) is not None])
 
     async def session(self, session_id: str, *, scope: Scope) -> list[Event]:
         """The turns of one session in `scope`, in turn order."""
-        where = scope_filter(scope, kinds=(KIND,), extra={META_PREFIX + "session_id": session_id})
-        return sorted(await self._events(where), key=lambda e: (e.turn, e.occurred_at, e.record.id))
-
-    async def _events(self, where: Filter) -> list[Event]:
-        await self.store.catch_up()
-        items = await self.store.index.get(where=where)
-        return [event for item in items if (event := _event(from_item(item))) is not None]
+        records = await self.store.journal.events(scope=ensure_scope(scope), kinds=(KIND,), session_id=session_id)
+        events = [e for r in records if (e := _event(r)) is not None]
+        return sorted(events, key=lambda e: (e.turn, e.occurred_at, e.record.id))
 
     async def _next_turn(self, session_id: str, scope: Scope) -> int:
         turns = [event.turn for event in await self.session(session_id, scope=scope)]
@@ -212,7 +212,7 @@ def _event_metadata(turn: Turn, session_id: str, index: int) -> dict[str, Scalar
         "speaker": turn.speaker,
         "session_id": session_id,
         "turn": index,
-        "occurred_at": timestamp(turn.occurred_at),
+        "occurred_at": turn.occurred_at.timestamp(),
         "occurred_year": turn.occurred_at.year,
         "occurred_month": turn.occurred_at.month,
         "occurred_offset": int(offset.total_seconds()) if (offset := turn.occurred_at.utcoffset()) else 0,

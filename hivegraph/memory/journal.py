@@ -17,7 +17,7 @@ transaction (`JournalTxn`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +26,7 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel, Field
 
+from hivegraph.errors import MemoryStoreError
 from hivegraph.memory.types import MemoryKind, MemoryOp, MemoryRecord, Scope, Source, utcnow
 
 SCHEMA_VERSION = 3
@@ -96,13 +97,64 @@ class BatchResult:
     refused: list[RefusedOp] = field(default_factory=list[RefusedOp])
 
 
-@dataclass(frozen=True, slots=True)
 class StoredVersion:
-    """One version as the read path needs it."""
+    """One version as the read path needs it: columns at once, the record decoded on first use.
 
-    record: MemoryRecord
-    tokens: int
-    """Tokens of `record.text`, counted at write time with the journal's `token_encoding`."""
+    A search loads tens of candidates and shows a few: whether each is current, its scope, session,
+    turn and token count come from indexed columns, and only the versions that are used pay for
+    decoding the full record.
+    """
+
+    __slots__ = ("_decode", "_record", "current", "scope", "session_id", "tokens", "turn", "version_id")
+
+    def __init__(
+        self,
+        version_id: str,
+        *,
+        tokens: int,
+        current: bool,
+        scope: Scope,
+        session_id: str | None = None,
+        turn: int | None = None,
+        record: MemoryRecord | None = None,
+        decode: Callable[[], MemoryRecord | None] | None = None,
+    ) -> None:
+        """A version given by its record, or by its columns and a way to decode it."""
+        self.version_id = version_id
+        self.tokens = tokens
+        """Tokens of the text, counted at write time with the journal's `token_encoding`."""
+        self.current = current
+        self.scope = scope
+        self.session_id = session_id
+        self.turn = turn
+        self._record = record
+        self._decode = decode
+
+    @classmethod
+    def of(cls, record: MemoryRecord, tokens: int) -> StoredVersion:
+        """A version whose record is already decoded."""
+        meta = record.metadata
+        turn = meta.get("turn")
+        return cls(
+            record.version_id, tokens=tokens, current=record.is_current, scope=record.scope, record=record,
+            session_id=str(meta["session_id"]) if meta.get("session_id") is not None else None,
+            turn=turn if isinstance(turn, int) and not isinstance(turn, bool) else None,
+        )  # fmt: skip
+
+    @property
+    def record(self) -> MemoryRecord:
+        """The version itself.
+
+        Raises:
+            MemoryStoreError: its stored form no longer parses (see `Journal.unreadable`).
+
+        """
+        if self._record is None:
+            decoded = self._decode() if self._decode is not None else None
+            if decoded is None:
+                raise MemoryStoreError(f"version {self.version_id} cannot be read (see `hivegraph memory verify`)")
+            self._record = decoded
+        return self._record
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,9 +312,9 @@ class Journal(ABC):
 
     @abstractmethod
     async def facet_values(
-        self, key: Literal["speaker", "session_id"], *, scope: Scope, kinds: Sequence[MemoryKind] | None = None
+        self, key: Literal["speaker", "session_id", "kind"], *, scope: Scope, kinds: Sequence[MemoryKind] | None = None
     ) -> list[str]:
-        """The distinct values of an event column among the current versions in `scope`, sorted."""
+        """The distinct values of an event column (or the kinds) among the current versions in `scope`, sorted."""
 
     @abstractmethod
     async def events(

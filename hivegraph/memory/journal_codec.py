@@ -39,9 +39,23 @@ MAX_BIGINT = 2**63 - 1
 """The largest value a BIGINT column holds; event values beyond it are left out."""
 _TERM = re.compile(r"\w+")
 __all__ = [
-    "BM25_B", "BM25_K1", "MAX_BIGINT", "OPEN_US", "STORED", "EventColumns", "TextStats", "bm25_rank",
-    "decode_entry", "decode_version", "event_columns", "event_order", "index_terms", "micros", "parse_version_id",
+    "BM25_B",
+    "BM25_K1",
+    "MAX_BIGINT",
+    "OPEN_US",
+    "STORED",
+    "EventColumns",
+    "TextStats",
+    "bm25_rank",
+    "decode_entry",
+    "decode_version",
+    "event_columns",
+    "event_order",
+    "index_terms",
+    "micros",
+    "parse_version_id",
     "scope_key",
+    "split_version_id",
 ]  # fmt: skip
 
 
@@ -135,6 +149,18 @@ def bm25_rank(
 def scope_key(scope: Scope) -> str:
     """The canonical text of one exact scope (the fields it sets, as sorted JSON)."""
     return json.dumps(scope.fields(), sort_keys=True)
+
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def split_version_id(version_id: str) -> tuple[str, int] | None:
+    """The record id (canonical text) and version of `<record id>:<version>`, or None when it is not one."""
+    record, _, number = version_id.rpartition(":")
+    if _CANONICAL_UUID.fullmatch(record) and number.isascii() and number.isdigit() and int(number) <= MAX_BIGINT:
+        return record, int(number)
+    parsed = parse_version_id(version_id)
+    return (str(parsed[0]), parsed[1]) if parsed is not None else None
 
 
 def parse_version_id(version_id: str) -> tuple[UUID, int] | None:

@@ -78,6 +78,10 @@ class SqlDialect(ABC):
     def match_text(self, conn: SqlConn, query: TextQuery) -> list[tuple[str, int, str]]:
         """Every indexed version that matches `query`, as (record id, version, its index terms space-joined)."""
 
+    def rank_text(self, conn: SqlConn, query: TextQuery) -> list[tuple[str, float]] | None:
+        """The `query.k` best matches as (version id, score), ranked by the index itself; None: rank them here."""
+        return None
+
 
 TEXT_STATS = """
 CREATE TABLE IF NOT EXISTS hg_text_terms (term TEXT PRIMARY KEY, docs BIGINT NOT NULL);

@@ -287,7 +287,7 @@ class InMemoryJournal(Journal):
         return {key: self._stored(record) for key, record in found if record is not None}
 
     async def facet_values(
-        self, key: Literal["speaker", "session_id"], *, scope: Scope, kinds: Sequence[MemoryKind] | None = None
+        self, key: Literal["speaker", "session_id", "kind"], *, scope: Scope, kinds: Sequence[MemoryKind] | None = None
     ) -> list[str]:
         """The distinct values of an event column among the current versions in `scope`, sorted.
 
@@ -295,9 +295,11 @@ class InMemoryJournal(Journal):
             ValueError: `key` is not an event column with values to list.
 
         """
-        if key not in ("speaker", "session_id"):
-            raise ValueError(f"no facet {key!r}; facets: speaker, session_id")
-        records = (r for r in self._current() if scope.contains(r.scope) and _passes(r, kinds, None, None))
+        if key not in ("speaker", "session_id", "kind"):
+            raise ValueError(f"no facet {key!r}; facets: speaker, session_id, kind")
+        records = [r for r in self._current() if scope.contains(r.scope) and _passes(r, kinds, None, None)]
+        if key == "kind":
+            return sorted({r.kind for r in records})
         return sorted({value for r in records if (value := getattr(event_columns(r.metadata), key)) is not None})
 
     async def events(
@@ -326,7 +328,7 @@ class InMemoryJournal(Journal):
         tokens = self._token_counts.get(record.text)
         if tokens is None:
             tokens = self._token_counts[record.text] = self._counter.count(record.text)
-        return StoredVersion(record, tokens)
+        return StoredVersion.of(record, tokens)
 
 
 def _passes(record: MemoryRecord, kinds: Sequence[MemoryKind] | None, since_us: int | None, until_us: int | None

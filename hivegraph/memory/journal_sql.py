@@ -25,6 +25,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 from uuid import UUID
 
@@ -51,8 +52,8 @@ from hivegraph.memory.journal_codec import (
     event_columns,
     event_order,
     micros,
-    parse_version_id,
     scope_key,
+    split_version_id,
 )
 from hivegraph.memory.journal_fulltext import (
     CHUNK,
@@ -411,22 +412,24 @@ class SqlJournal(Journal):
         """The versions with these ids, open or closed, read by primary key; unknown or malformed ids left out."""
         asked: dict[tuple[str, int], list[str]] = {}
         for version_id in version_ids:
-            if (parsed := parse_version_id(version_id)) is not None:
-                asked.setdefault((str(parsed[0]), parsed[1]), []).append(version_id)
-        pairs = list(asked)
+            if (parsed := split_version_id(version_id)) is not None:
+                asked.setdefault(parsed, []).append(version_id)
+        records = sorted({record_id for record_id, _ in asked})
 
         def read(conn: SqlConn) -> list[tuple[Any, ...]]:
             found: list[tuple[Any, ...]] = []
-            for at in range(0, len(pairs), CHUNK):
-                chunk = pairs[at : at + CHUNK]
-                sql = _by_keys("h.body, h.tokens", ("record_id", "version"), len(chunk))
-                found += conn.rows(sql, [v for p in chunk for v in p])
+            for at in range(0, len(records), CHUNK):  # by record (the key's prefix); other versions dropped below
+                chunk = records[at : at + CHUNK]
+                sql = f"SELECT {STORED_COLUMNS} FROM hg_versions h WHERE h.record_id IN ({', '.join('?' * len(chunk))})"
+                found += conn.rows(sql, chunk)
             return found
 
         result: dict[str, StoredVersion] = {}
-        for stored in self._stored(await self._read(read) if pairs else []):
-            for version_id in asked.get((str(stored.record.id), stored.record.version), []):
-                result[version_id] = stored
+        for row in await self._read(read) if records else []:
+            wanted = asked.get((str(row[0]), int(row[1])))
+            if wanted:
+                stored = self._stored(row)
+                result.update(dict.fromkeys(wanted, stored))
         return result
 
     async def keyword_search(
@@ -444,10 +447,16 @@ class SqlJournal(Journal):
         if query is None:
             return []
 
-        def read(conn: SqlConn) -> tuple[list[tuple[str, int, str]], TextStats]:
+        def read(conn: SqlConn) -> list[tuple[str, float]] | tuple[list[tuple[str, int, str]], TextStats]:
+            ranked = self.dialect.rank_text(conn, query)
+            if ranked is not None:
+                return ranked
             return self.dialect.match_text(conn, query), text_stats(conn, query.terms)
 
-        found, stats = await self._read(read)
+        answer = await self._read(read)
+        if isinstance(answer, list):
+            return answer
+        found, stats = answer
         candidates = ((f"{record_id}:{version}", terms) for record_id, version, terms in found)
         return bm25_rank(query.terms, candidates, stats, k)
 
@@ -471,21 +480,24 @@ class SqlJournal(Journal):
             found: list[tuple[Any, ...]] = []
             for at in range(0, len(triples), CHUNK):
                 chunk = triples[at : at + CHUNK]
-                columns = "h.created_us, h.record_id, h.scope_key, h.session_id, h.turn, h.body, h.tokens"
+                columns = f"h.created_us, h.scope_key, {STORED_COLUMNS}"
                 sql = _by_keys(columns, ("scope_key", "session_id", "turn"), len(chunk)) + f" WHERE h.{_OPEN}{filters}"
                 found += conn.rows(sql, [*(v for t in chunk for v in t), *args])
             return found
 
-        rows = sorted(await self._read(read) if triples else [], key=lambda r: (int(r[0]), str(r[1])))
+        rows = sorted(await self._read(read) if triples else [], key=lambda r: (int(r[0]), str(r[2])))
         result: dict[TurnKey, StoredVersion] = {}
-        for _, _, key_text, session, turn, body, tokens in rows:
-            waiting = [key for key in asked.get((key_text, session, int(turn)), []) if key not in result]
-            if waiting and (stored := self._stored([(body, tokens)])):
-                result.update(dict.fromkeys(waiting, stored[0]))
+        for row in rows:
+            key_text, stored_row = row[1], row[2:]
+            waiting = [
+                key for key in asked.get((key_text, stored_row[9], int(stored_row[10])), []) if key not in result
+            ]
+            if waiting:
+                result.update(dict.fromkeys(waiting, self._stored(stored_row)))
         return result
 
     async def facet_values(
-        self, key: Literal["speaker", "session_id"], *, scope: Scope, kinds: Sequence[MemoryKind] | None = None
+        self, key: Literal["speaker", "session_id", "kind"], *, scope: Scope, kinds: Sequence[MemoryKind] | None = None
     ) -> list[str]:
         """The distinct values of an event column among the current versions in `scope`, sorted.
 
@@ -493,8 +505,8 @@ class SqlJournal(Journal):
             ValueError: `key` is not an event column with values to list.
 
         """
-        if key not in ("speaker", "session_id"):
-            raise ValueError(f"no facet {key!r}; facets: speaker, session_id")
+        if key not in ("speaker", "session_id", "kind"):
+            raise ValueError(f"no facet {key!r}; facets: speaker, session_id, kind")
         where, args = version_filter(scope, None, kinds, None, None, False)
         sql = f"SELECT DISTINCT {key} FROM hg_versions WHERE {where} AND {key} IS NOT NULL"
         return sorted(str(row[0]) for row in await self._read(lambda conn: conn.rows(sql, args)))
@@ -516,14 +528,17 @@ class SqlJournal(Journal):
         ordered = sorted(rows, key=lambda r: event_order(EventColumns(r[2], r[3], None, r[1]), r[4]))
         return [record for row in ordered if (record := _version(row[0])) is not None]
 
-    def _stored(self, rows: Sequence[tuple[Any, ...]]) -> list[StoredVersion]:
-        """`(body, tokens)` rows as stored versions (unreadable ones left out; a missing count is counted now)."""
-        found: list[StoredVersion] = []
-        for body, tokens in rows:
-            if (record := _version(body)) is not None:
-                count = int(tokens) if tokens is not None else self._tokens.count(record.text)
-                found.append(StoredVersion(record, count))
-        return found
+    def _stored(self, row: Sequence[Any]) -> StoredVersion:
+        """A `STORED_COLUMNS` row as a stored version, decoded on first use (a missing count is counted now)."""
+        record_id, version, body, tokens, valid_to, *scope_values, session, turn = row
+        scope = _scope(tuple(scope_values))
+        stored = StoredVersion(
+            f"{record_id}:{version}", tokens=int(tokens or 0), current=int(valid_to) == OPEN_US, scope=scope,
+            session_id=session, turn=int(turn) if turn is not None else None, decode=lambda: _version(body),
+        )  # fmt: skip
+        if tokens is None:
+            stored.tokens = self._tokens.count(stored.record.text)
+        return stored
 
 
 def statements(script: str) -> list[str]:
@@ -583,6 +598,20 @@ def _event_filter(
             clauses.append(at + clause)
             args.append(value)
     return "".join(f" AND {c}" for c in clauses), args
+
+
+@lru_cache(maxsize=4096)
+def _scope(values: tuple[str | None, ...]) -> Scope:
+    """The scope of stored scope columns (read back as stored; many versions share one)."""
+    fields: dict[str, Any] = {n: v for n, v in zip(SCOPE_FIELDS, values, strict=True) if v is not None}
+    return Scope.model_construct(None, **fields)
+
+
+STORED_COLUMNS = (
+    "h.record_id, h.version, h.body, h.tokens, h.valid_to_us, h.user_id, h.agent_id, h.team_id, h.run_id, "
+    "h.session_id, h.turn"
+)
+"""What a read of stored versions selects (see `SqlJournal._stored`)."""
 
 
 def _by_keys(select: str, columns: Sequence[str], count: int) -> str:

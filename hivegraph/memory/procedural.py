@@ -36,6 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 from hivegraph.errors import ConfigError, MemoryStoreError, RecordNotFoundError
 from hivegraph.memory.journal import JournalEntry
+from hivegraph.memory.retrieval import Retriever
+from hivegraph.memory.sources import VECTOR
 from hivegraph.memory.store import MemoryStore
 from hivegraph.memory.types import AddOp, DeleteOp, MemoryRecord, NoopOp, Scalar, Scope, Source, UpdateOp
 
@@ -146,11 +148,14 @@ class OutcomeResult:
 class ProceduralMemory:
     """Stores, retrieves, scores and retires procedures in a `MemoryStore`."""
 
-    def __init__(self, store: MemoryStore, *, min_uses: int = 3, deprecate_below: float = 0.5) -> None:
-        """Keep procedures in `store`.
+    def __init__(
+        self, store: MemoryStore, retriever: Retriever, *, min_uses: int = 3, deprecate_below: float = 0.5
+    ) -> None:
+        """Keep procedures in `store`, found through `retriever`.
 
         Args:
             store: The memory store (journal first) that holds the procedures.
+            retriever: The retriever over `store` (vector and keyword sources).
             min_uses: Uses a procedure must have before it can be deprecated.
             deprecate_below: Success rate under which a procedure with enough uses is deprecated.
 
@@ -163,6 +168,7 @@ class ProceduralMemory:
         if not 0.0 <= deprecate_below <= 1.0:
             raise ConfigError(f"deprecate_below must be in [0, 1], got {deprecate_below}", field="deprecate_below")
         self.store = store
+        self.retriever = retriever
         self.min_uses = min_uses
         self.deprecate_below = deprecate_below
 
@@ -200,12 +206,17 @@ class ProceduralMemory:
     async def retrieve(
         self, task: str, *, scope: Scope, k: int = 3, min_score: float | None = None
     ) -> list[RetrievedProcedure]:
-        """The `k` current procedures in `scope` whose tasks are most similar to `task`, closest first."""
-        hits = await self.store.search(task, scope=scope, k=k, kinds=(KIND,))
+        """The `k` current procedures in `scope` whose tasks best match `task` (vector and keyword, fused), best first.
+
+        `score` is the cosine similarity of the task to the procedure's task (0 for a procedure found by
+        keyword only), and `min_score` applies to it.
+        """
+        found = await self.retriever.retrieve(task, scope=scope, k=k, kinds=(KIND,))
+        scored = [(hit, hit.scores.get(VECTOR, 0.0)) for hit in found.hits]
         return [
-            RetrievedProcedure(record_id=hit.record.id, score=hit.score, procedure=Procedure.from_record(hit.record))
-            for hit in hits
-            if min_score is None or hit.score >= min_score
+            RetrievedProcedure(record_id=hit.record_id, score=score, procedure=Procedure.from_record(hit.loaded))
+            for hit, score in scored
+            if min_score is None or score >= min_score
         ]
 
     async def record_outcome(

@@ -2,7 +2,9 @@
 
 Each projection says which versions it holds and how each should look there
 (`fingerprint`), and reports what it holds now (`fingerprints`); `verify`
-compares the two, and `repair` writes the difference.
+compares the two, and `repair` writes the difference. The vector projection
+is `hivegraph.memory.vector_projection.VectorProjection`; the keyword index
+lives in the journal itself and needs no projection.
 """
 
 from __future__ import annotations
@@ -10,9 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from hivegraph.memory.codec import to_item
 from hivegraph.memory.journal import JournalEntry
-from hivegraph.memory.stores.base import IndexItem, VectorIndex
 from hivegraph.memory.types import MemoryRecord
 
 
@@ -70,47 +70,3 @@ def final_versions(entries: Sequence[JournalEntry]) -> list[MemoryRecord]:
 def version_fingerprint(hash_: object, current: object) -> str:
     """The fingerprint of a version held with its text hash and current flag."""
     return f"{hash_}:{'current' if current else 'closed'}"
-
-
-class VectorProjection(Projection):
-    """Every record version as an item of a `VectorIndex` (closed versions included, marked)."""
-
-    def __init__(self, index: VectorIndex, *, name: str = "vector") -> None:
-        self.index = index
-        self.name = name
-
-    @property
-    def persistent(self) -> bool:
-        """Whether the index keeps its items across processes."""
-        return self.index.persistent
-
-    async def project(self, entries: Sequence[JournalEntry]) -> None:
-        """Upsert the final state of each touched version."""
-        await self.repair(final_versions(entries), ())
-
-    async def reset(self) -> None:
-        """Drop every item (the whole collection where the index can)."""
-        await self.index.drop()
-
-    def fingerprint(self, version: MemoryRecord) -> str:
-        """Every version is held: its hash and whether it is current."""
-        return version_fingerprint(version.hash, version.is_current)
-
-    async def fingerprints(self) -> dict[str, str]:
-        """Hash and current flag of every item."""
-        items = await self.index.get()
-        return {item.id: version_fingerprint(item.metadata.get("hash"), item.metadata.get("current")) for item in items}
-
-    async def repair(self, write: Sequence[MemoryRecord], remove: Sequence[str]) -> None:
-        """Upsert `write`, delete `remove`."""
-        items: list[IndexItem] = [to_item(version) for version in write]
-        await self.index.upsert(items)
-        await self.index.delete(list(remove))
-
-    async def counts(self) -> tuple[int, int]:
-        """Items held, and items marked current, counted by the index (no item is read)."""
-        return await self.index.count(), await self.index.count(where={"current": True})
-
-    async def is_empty(self) -> bool:
-        """Whether the index holds no items."""
-        return await self.index.count() == 0

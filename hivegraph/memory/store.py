@@ -18,18 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from hivegraph.errors import BackendUnavailableError, MemoryStoreError
-from hivegraph.memory.codec import from_item, micros, scope_filter
-from hivegraph.memory.journal import Batch, Journal, JournalEntry, RefusedOp, UndoRequest
+from hivegraph.memory.codec import SCOPE_PREFIX, micros
+from hivegraph.memory.hits import MemoryHit
+from hivegraph.memory.journal import Batch, Journal, JournalEntry, RefusedOp, StoredVersion, UndoRequest
 from hivegraph.memory.journal_memory import InMemoryJournal
-from hivegraph.memory.projection import Projection, VectorProjection
-from hivegraph.memory.stores.base import IndexItem, VectorIndex
+from hivegraph.memory.projection import Projection
+from hivegraph.memory.sources import ALL_KINDS, SearchQuery, VectorSource
+from hivegraph.memory.stores.base import VectorSpace
 from hivegraph.memory.types import (
     AddOp,
     MemoryKind,
@@ -37,13 +41,13 @@ from hivegraph.memory.types import (
     MemoryRecord,
     NoopOp,
     Scope,
-    ScoredRecord,
     Source,
     ensure_scope,
     text_hash,
     utcnow,
 )
 from hivegraph.memory.validation import aware
+from hivegraph.memory.vector_projection import VectorProjection
 from hivegraph.memory.verify import Divergence, VerifyReport, verify_projection
 
 __all__ = ["ApplyResult", "MemoryStore", "RecordHistory", "RefusedOp"]
@@ -72,21 +76,34 @@ class MemoryStore:
 
     def __init__(
         self,
-        index: VectorIndex,
+        space: VectorSpace,
         *,
         journal: Journal | None = None,
         projections: Sequence[Projection] = (),
         max_text_chars: int = 2000,
+        tenant_key: str | None = "user_id",
     ) -> None:
-        self.index = index
+        """Keep records in `journal`, their vectors in `space` (one live collection per `tenant_key` value).
+
+        Args:
+            space: The vector collections (Chroma, or the in-memory reference).
+            journal: The source of truth (default: an in-memory journal).
+            projections: Further projections of the journal (the graph, say).
+            max_text_chars: Longest text a record may have.
+            tenant_key: The scope field that picks a version's live collection (None: one collection).
+
+        """
+        self.space = space
         self.journal: Journal = journal or InMemoryJournal()
-        self.projections: list[Projection] = [VectorProjection(index), *projections]
+        self.vectors = VectorProjection(space, tenant_key=tenant_key)
+        self.projections: list[Projection] = [self.vectors, *projections]
         self.max_text_chars = max_text_chars
         self.lagging: str | None = None
         """Why a projection is behind the journal after the last write (None when it is not)."""
         self._volatile_cursors: dict[str, int] = {}
         """Cursors of projections that do not persist (they start from 0 in each process)."""
         self._local_locks: dict[str, asyncio.Lock] = {}
+        self._reads = ReadCache()
         self._applied: dict[str, int] = {}
         """The cursor of each projection as this process last saw or set it (a hint: the journal's is the truth)."""
 
@@ -118,6 +135,7 @@ class MemoryStore:
         projection that may be behind is locked and read.
         """
         last = await self.journal.last_seq()
+        self._reads.seen(last)
         replayed = 0
         for projection in self.projections:
             if self._applied.get(projection.name, -1) >= last:
@@ -126,6 +144,23 @@ class MemoryStore:
                 replayed = max(replayed, await self._catch_up_locked(projection))
         self.lagging = None
         return replayed
+
+    async def versions(self, version_ids: Sequence[str]) -> dict[str, StoredVersion]:
+        """`Journal.versions`, answered from this process's cache while the journal has not moved on."""
+        cached, missing = self._reads.versions(version_ids)
+        if missing:
+            found = await self.journal.versions(missing)
+            self._reads.keep_versions(found)
+            cached.update(found)
+        return cached
+
+    async def kinds(self, scope: Scope, kinds: Sequence[MemoryKind] | None) -> list[str]:
+        """The kinds of the current versions in `scope` (of `kinds`), cached like `versions`."""
+        key = (tuple(sorted(scope.fields().items())), tuple(kinds) if kinds else None)
+        held = self._reads.kinds.get(key)
+        if held is None:
+            held = self._reads.kinds[key] = await self.journal.facet_values("kind", scope=scope, kinds=kinds)
+        return held
 
     async def _catch_up_locked(self, projection: Projection) -> int:
         start = await self._cursor(projection)
@@ -199,24 +234,46 @@ class MemoryStore:
         k: int = 5,
         kinds: Sequence[MemoryKind] | None = None,
         as_of: datetime | None = None,
-    ) -> list[ScoredRecord]:
-        """The `k` records in `scope` nearest to `query`, closest first: current ones, or those valid at `as_of`.
+    ) -> list[MemoryHit]:
+        """The `k` records in `scope` nearest to `query` by vector, closest first: current, or valid at `as_of`.
+
+        Scores are cosine similarities. Hybrid retrieval (vector and keyword, fused) is `Retriever.retrieve`.
 
         Raises:
             InvalidInputError: `scope` is not a Scope, or `as_of` is naive.
 
         """
         scope = ensure_scope(scope)
+        at = micros(aware(as_of, "as_of")) if as_of is not None else None
         await self.catch_up()
-        kinds_tuple = tuple(kinds) if kinds else None
-        if as_of is None:
-            where = scope_filter(scope, kinds=kinds_tuple)
+        search = SearchQuery(text=query, scope=scope, kinds=tuple(kinds) if kinds else None,
+                             embed=self.space.embed_query)  # fmt: skip
+        if at is None:
+            found = await VectorSource(self.vectors, self.kinds).search(search, k=k)
         else:
-            at = micros(aware(as_of, "as_of"))
-            valid = {"valid_from": {"$lte": at}, "valid_to": {"$gte": at + 1}}
-            where = scope_filter(scope, current=None, kinds=kinds_tuple, extra=valid)
-        hits = await self.index.query(query, k=k, where=where)
-        return [ScoredRecord(record=from_item(IndexItem(h.id, h.text, h.metadata)), score=h.score) for h in hits]
+            found = await self._search_at(search, at, k)
+        versions = await self.versions([hit.id for hit in found])
+        return [
+            hit.with_record(v.record)
+            for hit in found
+            if (v := versions.get(hit.id)) is not None
+            and scope.contains(v.record.scope)
+            and (v.record.is_current if at is None else _valid_at(v.record, at))
+        ]
+
+    async def _search_at(self, search: SearchQuery, at: int, k: int) -> list[MemoryHit]:
+        """Versions valid at `at`: closed ones from history, still-current ones from the live collections."""
+        vector = search.vector()
+        kinds: dict[str, Any] = {"kind": {"$in": list(search.kinds)}} if search.kinds else {}
+        live = await self.vectors.live(search.scope, search.kinds or ALL_KINDS)
+        scope_where = {f"{SCOPE_PREFIX}{n}": v for n, v in search.scope.fields().items()}
+        closed = {**scope_where, **kinds, "valid_from": {"$lte": at}, "valid_to": {"$gte": at + 1}}
+        queries = [self.vectors.history().nearest(vector, k=k, where=closed)]
+        for index, where in live:
+            queries.append(index.nearest(vector, k=k, where={**where, "valid_from": {"$lte": at}}))
+        found = [pair for pairs in await asyncio.gather(*queries) for pair in pairs]
+        best = sorted(found, key=lambda pair: (-pair[1], pair[0]))[:k]
+        return [MemoryHit(id=version_id, score=score) for version_id, score in best]
 
     async def get(self, record_id: UUID, *, scope: Scope, as_of: datetime | None = None) -> MemoryRecord | None:
         """The current version of a record (or the one valid at `as_of`), if it is inside `scope`."""
@@ -338,6 +395,51 @@ class MemoryStore:
             log.warning("journaled, but an index is behind (it catches up on the next call): %s", exc)
 
     async def aclose(self) -> None:
-        """Close the journal and the index."""
+        """Close the journal and the vector space."""
         await self.journal.aclose()
-        await self.index.aclose()
+        await self.space.aclose()
+
+
+class ReadCache:
+    """Versions and scope kinds this process has read, kept while the journal has not moved on.
+
+    Every change to the journal appends an entry, so while its last sequence number is the one
+    `catch_up` saw when these were read, they are still what the journal holds. Any newer entry
+    (from any process) empties the cache at the next `catch_up`.
+    """
+
+    def __init__(self, *, size: int = 20_000) -> None:
+        self.size = size
+        self._seq: int | None = None
+        self._versions: OrderedDict[str, StoredVersion] = OrderedDict()
+        self.kinds: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...] | None], list[str]] = {}
+
+    def seen(self, seq: int) -> None:
+        """The journal's last sequence number now; anything read before a newer entry is dropped."""
+        if seq != self._seq:
+            self._seq = seq
+            self._versions.clear()
+            self.kinds.clear()
+
+    def versions(self, version_ids: Sequence[str]) -> tuple[dict[str, StoredVersion], list[str]]:
+        """The cached versions among `version_ids`, and the ids to read."""
+        found: dict[str, StoredVersion] = {}
+        missing: list[str] = []
+        for version_id in version_ids:
+            stored = self._versions.get(version_id)
+            if stored is None:
+                missing.append(version_id)
+            else:
+                found[version_id] = stored
+                self._versions.move_to_end(version_id)
+        return found, missing
+
+    def keep_versions(self, found: dict[str, StoredVersion]) -> None:
+        """Remember versions just read (the oldest are forgotten past `size`)."""
+        self._versions.update(found)
+        while len(self._versions) > self.size:
+            self._versions.popitem(last=False)
+
+
+def _valid_at(record: MemoryRecord, at: int) -> bool:
+    return micros(record.valid_from) <= at and (record.valid_to is None or micros(record.valid_to) > at)

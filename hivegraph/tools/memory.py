@@ -1,4 +1,4 @@
-"""LangChain tools over a `MemoryStore`: search, remember and forget, bound to one scope."""
+"""LangChain tools over a `Memory`: search, remember and forget, bound to one scope."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from uuid import UUID
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
 
-from hivegraph.memory.store import MemoryStore
+from hivegraph.memory.facade import Memory
 from hivegraph.memory.types import DeleteOp, Scope, Source
 
 
@@ -31,18 +31,16 @@ class ForgetArgs(BaseModel):
     memory_id: str = Field(description="id of the memory to forget, as returned by search_memory")
 
 
-def memory_tools(
-    store: MemoryStore, *, scope: Scope, actor: str = "agent", run_id: str | None = None
-) -> list[BaseTool]:
+def memory_tools(memory: Memory, *, scope: Scope, actor: str = "agent", run_id: str | None = None) -> list[BaseTool]:
     """Tools that let an agent search, add to and forget its memories in `scope` (and nowhere else)."""
     source = Source(run_id=run_id, agent=actor)
 
     async def search_memory(query: str, k: int = 5) -> str:
-        hits = await store.search(query, scope=scope, k=k)
-        return json.dumps([{"id": str(h.record.id), "text": h.record.text, "score": round(h.score, 3)} for h in hits])
+        found = await memory.recall(query, scope=scope, k=k)
+        return json.dumps([{"id": str(h.record_id), "text": h.text, "score": round(h.score, 3)} for h in found.hits])
 
     async def remember(text: str) -> str:
-        record = await store.add(text, scope=scope, actor=actor, source=source)
+        record = await memory.add(text, scope=scope, actor=actor, source=source)
         return json.dumps({"id": str(record.id), "text": record.text})
 
     async def forget(memory_id: str) -> str:
@@ -50,7 +48,7 @@ def memory_tools(
             record_id = UUID(memory_id)
         except ValueError:
             return json.dumps({"error": f"{memory_id!r} is not a memory id"})
-        result = await store.apply([DeleteOp(record_id=record_id)], scope=scope, actor=actor, source=source)
+        result = await memory.apply([DeleteOp(record_id=record_id)], scope=scope, actor=actor, source=source)
         if result.refused:
             return json.dumps({"error": result.refused[0].reason})
         return json.dumps({"forgotten": memory_id})

@@ -19,7 +19,7 @@ from hivegraph.errors import BackendUnavailableError
 from hivegraph.memory.journal_sqlite import SqliteJournal
 from hivegraph.memory.store import MemoryStore
 from hivegraph.memory.stores.base import IndexItem
-from hivegraph.memory.stores.chroma import ChromaVectorIndex
+from hivegraph.memory.stores.chroma import ChromaSpace, ChromaVectorIndex
 from hivegraph.memory.types import Scope
 from hivegraph.models.testing import HashEmbedder
 from tests.fixtures.chroma_server import ChromaServer, free_port, running_chroma_process
@@ -132,14 +132,17 @@ async def test_dropping_a_missing_collection_is_not_an_error(index: ChromaVector
 async def test_a_write_during_an_outage_is_acknowledged_once_and_read_after_it(tmp_path: Path) -> None:
     ada = Scope(user_id="ada")
     with running_chroma_process(tmp_path / "server", free_port()) as (server, process):
-        store = await MemoryStore(open_http(server, "outage"), journal=SqliteJournal(tmp_path / "j.sqlite")).open()
+        space = ChromaSpace.http(
+            server.host, server.port, prefix="outage", embedder=HashEmbedder(), timeout_s=TIMEOUT_S
+        )
+        store = await MemoryStore(space, journal=SqliteJournal(tmp_path / "j.sqlite")).open()
         await store.add("Ada likes tea", scope=ada)
         with stopped(process.pid):
             async with asyncio.timeout(GUARD_S * 3):
                 record = await store.add("Ada moved to Porto", scope=ada)  # journaled: acknowledged, no error
             assert store.lagging is not None and "timed out" in store.lagging
         found = await store.search("Ada moved to Porto", scope=ada, k=5)  # the server is back: the index catches up
-        assert found[0].record.id == record.id and store.lagging is None
-        assert await store.index.count() == 2  # one copy of each: nothing made the caller retry
+        assert found[0].record_id == record.id and store.lagging is None
+        assert await store.vectors.counts() == (2, 2)  # one copy of each: nothing made the caller retry
         assert (await store.verify()).clean
         await store.aclose()

@@ -46,9 +46,9 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HivegraphSettin
 
 
 async def _write(settings: HivegraphSettings) -> None:
-    async with open_memory(settings) as store:
+    async with open_memory(settings) as memory:
         for fact in FACTS:
-            await store.add(fact, scope=ADA)
+            await memory.add(fact, scope=ADA)
 
 
 @pytest.fixture

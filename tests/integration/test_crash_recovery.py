@@ -10,7 +10,8 @@ import pytest
 
 from hivegraph.memory.journal_sqlite import SqliteJournal
 from hivegraph.memory.store import MemoryStore
-from hivegraph.memory.stores.chroma import ChromaVectorIndex
+from hivegraph.memory.stores.base import IndexItem
+from hivegraph.memory.stores.chroma import ChromaSpace
 from hivegraph.memory.types import Scope
 from hivegraph.models.testing import HashEmbedder
 
@@ -23,25 +24,28 @@ WRITER = textwrap.dedent(
     from hivegraph.memory.journal_sqlite import SqliteJournal
     from hivegraph.memory.store import MemoryStore
     from hivegraph.memory.stores.base import IndexUpsertOp
-    from hivegraph.memory.stores.chroma import ChromaVectorIndex
+    from hivegraph.memory.stores.chroma import ChromaSpace, ChromaVectorIndex
     from hivegraph.memory.types import AddOp, Scope, UpdateOp
     from hivegraph.models.testing import HashEmbedder
 
-    class KilledOnUpsert(ChromaVectorIndex):
-        armed = False
+    armed = False
+    upsert_batch = ChromaVectorIndex.abatch
 
-        async def abatch(self, ops):
-            if self.armed and any(isinstance(op, IndexUpsertOp) for op in ops):
-                os.kill(os.getpid(), signal.SIGKILL)  # the op is journaled, the index never sees it
-            return await super().abatch(ops)
+    async def killed_on_upsert(self, ops):  # every collection of the space
+        if armed and any(isinstance(op, IndexUpsertOp) for op in ops):
+            os.kill(os.getpid(), signal.SIGKILL)  # the op is journaled, the index never sees it
+        return await upsert_batch(self, ops)
+
+    ChromaVectorIndex.abatch = killed_on_upsert
 
     async def main(folder):
-        index = KilledOnUpsert.persistent_at(folder + "/chroma", collection="mem", embedder=HashEmbedder())
-        store = await MemoryStore(index, journal=SqliteJournal(folder + "/journal.sqlite")).open()
+        global armed
+        space = ChromaSpace.persistent_at(folder + "/chroma", prefix="mem", embedder=HashEmbedder())
+        store = await MemoryStore(space, journal=SqliteJournal(folder + "/journal.sqlite")).open()
         ada = Scope(user_id="ada")
         tea = await store.add("Ada likes green tea", scope=ada)
         await store.add("Ada lives in Lisbon", scope=ada)
-        index.armed = True
+        armed = True
         ops = [UpdateOp(record_id=tea.id, text="Ada likes black coffee"), AddOp(text="Ada plays the cello")]
         await store.apply(ops, scope=ada, actor="writer")
         print("not killed")
@@ -52,8 +56,13 @@ WRITER = textwrap.dedent(
 
 
 def open_store(folder: Path) -> MemoryStore:
-    index = ChromaVectorIndex.persistent_at(folder / "chroma", collection="mem", embedder=HashEmbedder())
-    return MemoryStore(index, journal=SqliteJournal(folder / "journal.sqlite"))
+    space = ChromaSpace.persistent_at(folder / "chroma", prefix="mem", embedder=HashEmbedder())
+    return MemoryStore(space, journal=SqliteJournal(folder / "journal.sqlite"))
+
+
+async def indexed(store: MemoryStore) -> list[IndexItem]:
+    """Every item of every collection of the store's vector space (current and closed versions)."""
+    return [item for name in await store.space.names() for item in await store.space.collection(name).get()]
 
 
 async def test_index_catches_up_after_a_kill_between_journal_and_index(tmp_path: Path) -> None:
@@ -63,19 +72,19 @@ async def test_index_catches_up_after_a_kill_between_journal_and_index(tmp_path:
     store = open_store(tmp_path)
     entries = await store.journal.read()
     assert [e.op.event for e in entries] == ["ADD", "ADD", "UPDATE", "ADD"]  # acknowledged before the kill
-    stale = {item.text for item in await store.index.get()}
+    stale = {item.text for item in await indexed(store)}
     assert stale == {"Ada likes green tea", "Ada lives in Lisbon"}  # the index missed the last batch
 
-    current = {h.record.text for h in await store.search("Ada", scope=ADA, k=10)}  # a read catches up first
+    current = {h.text for h in await store.search("Ada", scope=ADA, k=10)}  # a read catches up first
     assert current == {"Ada likes black coffee", "Ada lives in Lisbon", "Ada plays the cello"}
     versions = await store.journal.records(scope=ADA, all_versions=True)
-    items = await store.index.get()
+    items = await indexed(store)
     assert sorted(i.id for i in items) == sorted(v.version_id for v in versions)  # nothing doubled
     assert len(items) == 4
     assert await store.catch_up() == 0
     await store.aclose()
 
     reopened = await open_store(tmp_path).open()  # a second restart replays nothing more
-    assert await reopened.index.count() == 4
+    assert await reopened.vectors.counts() == (4, 3)
     assert await reopened.journal.cursor("vector") == entries[-1].seq
     await reopened.aclose()

@@ -24,8 +24,8 @@ from hivegraph.memory.journal import Batch, JournalEntry
 from hivegraph.memory.journal_sql import SqlTxn
 from hivegraph.memory.journal_sqlite import SqliteJournal
 from hivegraph.memory.store import ApplyResult, MemoryStore
-from hivegraph.memory.stores.chroma import ChromaVectorIndex
-from hivegraph.memory.stores.inmemory import InMemoryVectorIndex
+from hivegraph.memory.stores.chroma import ChromaSpace
+from hivegraph.memory.stores.inmemory import InMemorySpace
 from hivegraph.memory.types import AddOp, DeleteOp, MemoryKind, MemoryRecord, Scope, UpdateOp
 from hivegraph.models.testing import HashEmbedder
 from tests.fixtures.chroma_server import ChromaServer
@@ -125,7 +125,7 @@ def entry(op: AddOp | UpdateOp | DeleteOp, *, before: MemoryRecord | None = None
 
 async def test_the_checker_finds_lost_duplicated_and_resurrecting_ops(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite"
-    store = MemoryStore(InMemoryVectorIndex(HashEmbedder()), journal=SqliteJournal(path))
+    store = MemoryStore(InMemorySpace(HashEmbedder()), journal=SqliteJournal(path))
     tea = await store.add("Ada likes tea", scope=SCOPE)
     deleted = (await store.apply([DeleteOp(record_id=tea.id)], scope=SCOPE, actor="t")).applied[0].before
     assert deleted is not None
@@ -190,11 +190,11 @@ class InterleavedJournal(SqliteJournal):
 async def test_opening_while_another_process_writes_keeps_the_index_current(
     chroma_server: ChromaServer, chroma_collection: str, tmp_path: Path
 ) -> None:
-    def index() -> ChromaVectorIndex:
-        return ChromaVectorIndex.http(chroma_server.host, chroma_server.port, collection=chroma_collection,
-                                      embedder=HashEmbedder())  # fmt: skip
+    def space() -> ChromaSpace:
+        return ChromaSpace.http(chroma_server.host, chroma_server.port, prefix=chroma_collection,
+                                embedder=HashEmbedder())  # fmt: skip
 
-    writer = await MemoryStore(index(), journal=SqliteJournal(tmp_path / "journal.sqlite")).open()
+    writer = await MemoryStore(space(), journal=SqliteJournal(tmp_path / "journal.sqlite")).open()
     tea = await writer.add("Ada likes tea", scope=SCOPE)
 
     async def journaled_not_yet_projected() -> None:
@@ -210,12 +210,13 @@ async def test_opening_while_another_process_writes_keeps_the_index_current(
 
     journal = InterleavedJournal(tmp_path / "journal.sqlite")
     journal.on_counts, journal.after_snapshot = journaled_not_yet_projected, written_and_projected
-    opened = await MemoryStore(index(), journal=journal).open()
+    opened = await MemoryStore(space(), journal=journal).open()
     await asyncio.gather(*later)
     try:
-        found = [hit.record.text for hit in await opened.search("Ada likes", scope=SCOPE, k=5)]
+        found = [hit.text for hit in await opened.search("Ada likes", scope=SCOPE, k=5)]
         report = await opened.verify()
     finally:
+        await opened.vectors.reset()  # this test's collections, dropped from the shared server
         await opened.aclose()
         await writer.aclose()
     assert found == ["Ada likes mate"]  # today also "Ada likes coffee", a superseded version still current

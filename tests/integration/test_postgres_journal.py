@@ -23,7 +23,7 @@ from hivegraph.memory.journal_conformance import JOURNAL_CHECKS, journal_checks
 from hivegraph.memory.journal_postgres import PostgresJournal
 from hivegraph.memory.journal_sql import SqlConn
 from hivegraph.memory.store import MemoryStore
-from hivegraph.memory.stores.chroma import ChromaVectorIndex
+from hivegraph.memory.stores.chroma import ChromaSpace
 from hivegraph.memory.text import tokenize
 from hivegraph.memory.types import AddOp, Scope
 from hivegraph.models.testing import HashEmbedder
@@ -204,8 +204,8 @@ async def test_a_stalled_server_is_reported_in_time_and_the_journal_works_once_i
     with running_postgres_server(port) as server:
         postgres = PostgresSettings(dsn=SecretStr(server.dsn()), read_timeout_s=1.0, statement_timeout_s=0.5)
         journal = await asyncio.to_thread(PostgresJournal, postgres)
-        index = ChromaVectorIndex.persistent_at(tmp_path / "chroma", collection="stall", embedder=HashEmbedder())
-        store = await MemoryStore(index, journal=journal).open()  # a persistent index: its lock is PostgreSQL's
+        space = ChromaSpace.persistent_at(tmp_path / "chroma", prefix="stall", embedder=HashEmbedder())
+        store = await MemoryStore(space, journal=journal).open()  # a persistent index: its lock is PostgreSQL's
         await store.add("Ada likes tea", scope=ADA)
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
             pids = _cluster_pids(int(conn.execute("SELECT pg_backend_pid()").fetchone()[0]))  # type: ignore[index]

@@ -20,7 +20,6 @@ from hivegraph.cli import main
 from hivegraph.config import HivegraphSettings
 from hivegraph.memory.codec import to_item
 from hivegraph.memory.journal import JournalEntry
-from hivegraph.memory.stores.base import IndexItem
 from hivegraph.memory.types import AddOp, MemoryRecord, Scope, UpdateOp
 from tests.fixtures.settings import embedded_hash_settings
 
@@ -67,22 +66,22 @@ def one_error_line(ran: Ran) -> str:
 
 
 async def _write(settings: HivegraphSettings) -> Written:
-    async with open_memory(settings) as store:
-        tea = (await store.apply([AddOp(text="Ada drinks green tea")], scope=ADA, actor="t")).applied[0]
+    async with open_memory(settings) as memory:
+        tea = (await memory.apply([AddOp(text="Ada drinks green tea")], scope=ADA, actor="t")).applied[0]
         assert tea.after is not None
         update = UpdateOp(record_id=tea.after.id, text="Ada drinks black tea")
-        updated = (await store.apply([update], scope=ADA, actor="t")).applied[0]
-        bike = await store.add("Ada cycles to work", scope=ADA)
-        bob = (await store.apply([AddOp(text="Bob drinks coffee")], scope=BOB, actor="t")).applied[0]
+        updated = (await memory.apply([update], scope=ADA, actor="t")).applied[0]
+        bike = await memory.add("Ada cycles to work", scope=ADA)
+        bob = (await memory.apply([AddOp(text="Bob drinks coffee")], scope=BOB, actor="t")).applied[0]
     return Written(tea=updated, bike=bike, bob=bob)
 
 
 async def _tamper(settings: HivegraphSettings, *, remove: MemoryRecord, revive: MemoryRecord) -> None:
-    """Delete one version from the Chroma index and mark a closed one current there."""
-    async with open_memory(settings) as store:
-        await store.index.delete([remove.version_id])
-        item = to_item(revive)
-        await store.index.upsert([IndexItem(item.id, item.text, {**item.metadata, "current": True})])
+    """Delete one version from the Chroma index and put a closed one back among the current ones there."""
+    async with open_memory(settings) as memory:
+        vectors, space = memory.store.vectors, memory.store.space
+        await space.collection(vectors.partition(remove)).delete([remove.version_id])
+        await space.collection(vectors.partition(revive)).upsert([to_item(revive)])
 
 
 @pytest.fixture

@@ -5,24 +5,33 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from hivegraph.errors import ConfigError, MemoryStoreError
-from hivegraph.memory.episodic import EpisodicMemory, Turn
-from hivegraph.memory.keyword import KeywordIndex
-from hivegraph.memory.retrieval import HybridRetriever
+from hivegraph.errors import MemoryStoreError
+from hivegraph.memory.episodic import EpisodicMemory, EpisodicSettings, Turn
+from hivegraph.memory.facade import Memory, MemoryOptions
+from hivegraph.memory.retrieval import RetrievalSettings
 from hivegraph.memory.store import MemoryStore
-from hivegraph.memory.stores.inmemory import InMemoryVectorIndex
+from hivegraph.memory.stores.inmemory import InMemorySpace
 from hivegraph.memory.types import Scope
 from hivegraph.models.testing import HashEmbedder
 
 ADA = Scope(user_id="ada")
 BOB = Scope(user_id="bob")
 MONDAY = datetime(2030, 6, 3, 9, 0, tzinfo=UTC)
+READS_SPEAKERS_AND_MONTHS = EpisodicSettings(speaker_boost=2.0, time_boost=3.0, strip_speakers=True)
+"""The query reading LoCoMo-style data uses (off by default)."""
+EXPANDING = RetrievalSettings(after_share=0.5, before_share=0.3)
 
 
-def memory() -> EpisodicMemory:
-    keyword = KeywordIndex()
-    store = MemoryStore(InMemoryVectorIndex(HashEmbedder()), projections=[keyword], max_text_chars=200)
-    return EpisodicMemory(store, HybridRetriever(store, keyword))
+def memory(settings: EpisodicSettings | None = None, retrieval: RetrievalSettings | None = None) -> EpisodicMemory:
+    store = MemoryStore(InMemorySpace(HashEmbedder()), max_text_chars=200)
+    options = MemoryOptions(retrieval=retrieval or RetrievalSettings(), episodic=settings or EpisodicSettings())
+    return Memory(store, options=options).episodic
+
+
+def same_store(episodic: EpisodicMemory, retrieval: RetrievalSettings) -> EpisodicMemory:
+    """The episodic memory of the same store, with the same query reading, retrieving with `retrieval`."""
+    options = MemoryOptions(retrieval=retrieval, episodic=episodic.settings)
+    return Memory(episodic.store, options=options).episodic
 
 
 def turns(day: datetime, *lines: tuple[str, str]) -> list[Turn]:
@@ -94,25 +103,27 @@ async def test_event_time_reads_back_in_its_own_timezone() -> None:
 
 
 async def test_search_prefers_the_named_speaker_and_month() -> None:
-    episodic = memory()
+    episodic = memory(READS_SPEAKERS_AND_MONTHS)
     june, july = datetime(2030, 6, 10, tzinfo=UTC), datetime(2030, 7, 10, tzinfo=UTC)
     await episodic.record(turns(june, ("Ada", "we went camping"), ("Bob", "I went camping too")), scope=ADA,
                           session_id="june")  # fmt: skip
     await episodic.record(turns(july, ("Bob", "camping again, with Ada")), scope=ADA, session_id="july")
-    text, boosts = episodic.read_query("When did Ada's family go camping in July?", scope=ADA)
+    text, boosts = await episodic.read_query("When did Ada's family go camping in July?", scope=ADA)
     assert text == "When did family go camping in July?"
-    assert [b.where for b in boosts] == [{"meta_speaker": "Ada"}, {"meta_occurred_month": {"$in": [7]}}]
-    by_ada = await episodic.search("What did Ada do?", scope=ADA, k=1, expand_neighbours=False)
-    assert [b.text for b in by_ada.blocks] == ["Ada: we went camping"]
-    in_july = await episodic.search("who went camping in July", scope=ADA, k=1, expand_neighbours=False)
-    assert [b.text for b in in_july.blocks] == ["Bob: camping again, with Ada"]
-    window = await episodic.search("camping", scope=ADA, k=5, since=july - timedelta(days=1))
-    assert [b.text for b in window.blocks] == ["Bob: camping again, with Ada"]
-    assert (await episodic.search("camping", scope=BOB, k=5)).blocks == []
+    assert [b.where for b in boosts] == [{"speaker": "Ada"}, {"occurred_month": {"$in": [7]}}]
+    by_ada = await episodic.search("What did Ada do?", scope=ADA, k=1)
+    assert [h.text for h in by_ada.hits] == ["Ada: we went camping"]
+    in_july = await episodic.search("who went camping in July", scope=ADA, k=1)
+    assert [h.text for h in in_july.hits] == ["Bob: camping again, with Ada"]
+    expanding = same_store(episodic, EXPANDING)
+    window = await expanding.search("camping", scope=ADA, k=5, since=july - timedelta(days=1))
+    assert [h.text for h in window.hits] == ["Bob: camping again, with Ada"]
+    assert (await expanding.search("camping", scope=BOB, k=5)).hits == []
 
 
-def test_a_keyword_index_without_the_speaker_facet_is_refused() -> None:
-    keyword = KeywordIndex(facets=("meta_session_id",))
-    store = MemoryStore(InMemoryVectorIndex(HashEmbedder()), projections=[keyword])
-    with pytest.raises(ConfigError, match="meta_speaker"):
-        EpisodicMemory(store, HybridRetriever(store, keyword))
+async def test_a_query_is_read_as_it_is_by_default() -> None:
+    episodic = memory()
+    await episodic.record(turns(MONDAY, ("Ada", "we went camping")), scope=ADA, session_id="june")
+    assert await episodic.read_query("When did Ada go camping in July?", scope=ADA) == (
+        "When did Ada go camping in July?", []
+    )  # fmt: skip

@@ -9,7 +9,7 @@ import pytest
 from hivegraph.errors import MemoryStoreError, OpNotFoundError, ScopeViolationError
 from hivegraph.memory.journal_sqlite import SqliteJournal
 from hivegraph.memory.store import MemoryStore
-from hivegraph.memory.stores.inmemory import InMemoryVectorIndex
+from hivegraph.memory.stores.inmemory import InMemorySpace
 from hivegraph.memory.types import AddOp, DeleteOp, Scope, UpdateOp
 from hivegraph.models.testing import HashEmbedder
 
@@ -18,7 +18,7 @@ T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 async def texts(store: MemoryStore, query: str = "Ada") -> list[str]:
-    return [h.record.text for h in await store.search(query, scope=ADA, k=10)]
+    return [h.text for h in await store.search(query, scope=ADA, k=10)]
 
 
 async def test_every_op_is_journaled_with_before_after_actor_and_time(memory_store: MemoryStore) -> None:
@@ -97,28 +97,28 @@ async def test_refused_ops_are_not_journaled(memory_store: MemoryStore) -> None:
 
 async def test_a_new_process_replays_what_the_index_missed(tmp_path: Path) -> None:
     journal = SqliteJournal(tmp_path / "journal.sqlite")
-    store = await MemoryStore(InMemoryVectorIndex(HashEmbedder()), journal=journal).open()
+    store = await MemoryStore(InMemorySpace(HashEmbedder()), journal=journal).open()
     await store.add("Ada likes tea", scope=ADA)
     await store.add("Ada likes jazz", scope=ADA)
     await journal.aclose()
     # an in-memory index starts empty in a new store: it is re-derived from the journal, once
     reopened = SqliteJournal(tmp_path / "journal.sqlite")
-    fresh = MemoryStore(InMemoryVectorIndex(HashEmbedder()), journal=reopened)
-    assert await fresh.index.count() == 0
+    fresh = MemoryStore(InMemorySpace(HashEmbedder()), journal=reopened)
+    assert await fresh.vectors.counts() == (0, 0)
     assert await fresh.catch_up() == 2
     assert sorted(await texts(fresh)) == ["Ada likes jazz", "Ada likes tea"]
     assert await fresh.catch_up() == 0
-    assert await fresh.index.count() == 2
+    assert await fresh.vectors.counts() == (2, 2)
 
 
 async def test_rebuild_re_derives_the_index(memory_store: MemoryStore) -> None:
     record = await memory_store.add("Ada likes tea", scope=ADA)
     await memory_store.apply([UpdateOp(record_id=record.id, text="Ada likes coffee")], scope=ADA, actor="m")
-    await memory_store.index.delete([i.id for i in await memory_store.index.get()])
+    await memory_store.vectors.reset()  # the index is lost
     assert await texts(memory_store) == []
     assert await memory_store.rebuild() == 2
     assert await texts(memory_store) == ["Ada likes coffee"]
-    assert await memory_store.index.count() == 2  # the closed version is kept, marked closed
+    assert await memory_store.vectors.counts() == (2, 1)  # the closed version is kept, in history
 
 
 async def test_update_merges_metadata_and_undo_restores_it(memory_store: MemoryStore) -> None:
@@ -140,7 +140,7 @@ async def test_search_at_a_point_in_time(memory_store: MemoryStore) -> None:
     await memory_store.apply([UpdateOp(record_id=rid, text="Ada lives in Porto")], scope=ADA, actor="m", now=later)
 
     async def at(when: datetime) -> list[str]:
-        return [h.record.text for h in await memory_store.search("Ada lives", scope=ADA, as_of=when)]
+        return [h.text for h in await memory_store.search("Ada lives", scope=ADA, as_of=when)]
 
     assert await at(T0 + timedelta(days=1)) == ["Ada lives in Lisbon"]
     assert await at(later) == ["Ada lives in Porto"]
@@ -161,11 +161,11 @@ async def test_an_idempotent_batch_replayed_writes_nothing_twice(memory_store: M
 
 async def test_a_wiped_persistent_index_is_re_derived_on_open(tmp_path: Path) -> None:
     journal = SqliteJournal(tmp_path / "journal.sqlite")
-    index = InMemoryVectorIndex(HashEmbedder())
-    index.persistent = True  # type: ignore[misc]  # stand in for an index whose files were deleted
-    store = await MemoryStore(index, journal=journal).open()
+    space = InMemorySpace(HashEmbedder())
+    space.persistent = True  # type: ignore[misc]  # stand in for an index whose files were deleted
+    store = await MemoryStore(space, journal=journal).open()
     await store.add("Ada likes tea", scope=ADA)
     assert await journal.cursor("vector") == 1
-    await index.delete([item.id for item in await index.get()])
-    reopened = await MemoryStore(index, journal=journal).open()
+    await store.vectors.reset()
+    reopened = await MemoryStore(space, journal=journal).open()
     assert await texts(reopened) == ["Ada likes tea"]

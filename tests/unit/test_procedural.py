@@ -11,12 +11,13 @@ import pytest
 from hivegraph.agents.distiller import ProcedureDistiller, render_request
 from hivegraph.errors import ConfigError, MemoryStoreError, RecordNotFoundError, UnexpectedModelOutput
 from hivegraph.memory import procedural
+from hivegraph.memory.facade import Memory
 from hivegraph.memory.journal import Batch, BatchResult
 from hivegraph.memory.journal_memory import InMemoryJournal
 from hivegraph.memory.journal_sqlite import SqliteJournal
 from hivegraph.memory.procedural import MAX_OUTCOME_ATTEMPTS, ProceduralMemory, Procedure, render, render_all
 from hivegraph.memory.store import MemoryStore
-from hivegraph.memory.stores.inmemory import InMemoryVectorIndex
+from hivegraph.memory.stores.inmemory import InMemorySpace
 from hivegraph.memory.types import DeleteOp, MemoryRecord, Scope, UpdateOp
 from hivegraph.models.base import Message, system, user
 from hivegraph.models.testing import FunctionModel, HashEmbedder, RequestInfo, ScriptedModel
@@ -33,6 +34,11 @@ STEPS = ["Search restaurants by cuisine, date and party size", "Pick one with a 
 SCRIPT = "hits = search(cuisine, date, size)\nslot = first_free(hits)\nreserve(slot); confirm()"
 
 
+def procedures(store: MemoryStore, *, min_uses: int = 3, deprecate_below: float = 0.5) -> ProceduralMemory:
+    """Procedural memory in `store`, retrieving through the store's default retriever (vector and keyword)."""
+    return ProceduralMemory(store, Memory(store).retriever, min_uses=min_uses, deprecate_below=deprecate_below)
+
+
 def reply(steps: list[str] = STEPS, script: str = SCRIPT) -> str:
     return json.dumps({"steps": steps, "script": script})
 
@@ -43,9 +49,7 @@ def procedure(task: str, *, steps: list[str] = STEPS, successes: int = 0, failur
 
 async def test_a_successful_trajectory_is_distilled_and_stored(memory_store: MemoryStore) -> None:
     model = ScriptedModel([reply()], model_name="strong")
-    result = await ProcedureDistiller(model).learn(
-        ProceduralMemory(memory_store), TASK, TRAJECTORY, success=True, scope=ADA
-    )
+    result = await ProcedureDistiller(model).learn(procedures(memory_store), TASK, TRAJECTORY, success=True, scope=ADA)
     assert result.model_calls == 1 and result.record is not None and not result.known
     stored = await memory_store.get(result.record.id, scope=ADA)
     assert stored is not None and stored.kind == "procedural" and stored.text == TASK
@@ -65,7 +69,7 @@ async def test_a_failed_trajectory_is_not_distilled(memory_store: MemoryStore) -
     model = ScriptedModel([])  # any request would fail the test
     distiller = ProcedureDistiller(model)
     assert await distiller.distill(TASK, TRAJECTORY, success=False) is None
-    result = await distiller.learn(ProceduralMemory(memory_store), TASK, TRAJECTORY, success=False, scope=ADA)
+    result = await distiller.learn(procedures(memory_store), TASK, TRAJECTORY, success=False, scope=ADA)
     assert result.record is None and result.model_calls == 0 and model.requests == []
     assert await memory_store.journal.read() == []
 
@@ -100,22 +104,20 @@ async def test_invalid_distiller_output_is_retried_then_raises_and_stores_nothin
 ) -> None:
     model = ScriptedModel([bad_reply] * 3, max_retries=2)
     with pytest.raises(UnexpectedModelOutput) as info:
-        await ProcedureDistiller(model).learn(ProceduralMemory(memory_store), TASK, TRAJECTORY, success=True, scope=ADA)
+        await ProcedureDistiller(model).learn(procedures(memory_store), TASK, TRAJECTORY, success=True, scope=ADA)
     assert info.value.body == bad_reply and len(info.value.errors) == 3 and len(model.requests) == 3
     assert await memory_store.list(scope=ADA) == [] and await memory_store.journal.read() == []
 
 
 async def test_a_rejected_reply_is_retried_with_feedback(memory_store: MemoryStore) -> None:
     model = ScriptedModel([json.dumps({"steps": [], "script": SCRIPT}), reply()])
-    result = await ProcedureDistiller(model).learn(
-        ProceduralMemory(memory_store), TASK, TRAJECTORY, success=True, scope=ADA
-    )
+    result = await ProcedureDistiller(model).learn(procedures(memory_store), TASK, TRAJECTORY, success=True, scope=ADA)
     assert result.procedure is not None and result.procedure.steps == STEPS
     assert "rejected" in model.requests[1].messages[-1].content and "steps" in model.requests[1].messages[-1].content
 
 
 async def test_retrieval_ranks_by_task_similarity_and_stays_in_scope(memory_store: MemoryStore) -> None:
-    memory = ProceduralMemory(memory_store)
+    memory = procedures(memory_store)
     table = await memory.add(procedure(TASK), scope=ADA, actor="t")
     await memory.add(procedure("Plan a cycling route through the hills"), scope=ADA, actor="t")
     await memory.add(procedure("Send the monthly invoice to the client by email"), scope=ADA, actor="t")
@@ -132,7 +134,7 @@ async def test_retrieval_ranks_by_task_similarity_and_stays_in_scope(memory_stor
 
 
 async def test_the_same_task_is_not_stored_twice_nor_distilled_again(memory_store: MemoryStore) -> None:
-    memory = ProceduralMemory(memory_store)
+    memory = procedures(memory_store)
     first = await memory.add(procedure(TASK), scope=ADA, actor="t")
     again = await memory.add(procedure(TASK.upper(), steps=["other"]), scope=ADA, actor="t")
     assert again == first
@@ -143,12 +145,12 @@ async def test_the_same_task_is_not_stored_twice_nor_distilled_again(memory_stor
 
 async def test_a_task_too_long_for_the_store_is_refused(memory_store: MemoryStore) -> None:
     with pytest.raises(MemoryStoreError, match="over the limit"):
-        await ProceduralMemory(memory_store).add(procedure("x" * 600), scope=ADA, actor="t")
+        await procedures(memory_store).add(procedure("x" * 600), scope=ADA, actor="t")
     assert await memory_store.journal.read() == []
 
 
 async def test_success_and_failure_counts_are_journaled(memory_store: MemoryStore) -> None:
-    memory = ProceduralMemory(memory_store, min_uses=10)
+    memory = procedures(memory_store, min_uses=10)
     record = await memory.add(procedure(TASK), scope=ADA, actor="builder")
     first = await memory.record_outcome(record.id, success=True, scope=ADA, actor="runner")
     second = await memory.record_outcome(record.id, success=False, scope=ADA, actor="judge")
@@ -166,7 +168,7 @@ async def test_success_and_failure_counts_are_journaled(memory_store: MemoryStor
 
 def sqlite_store(path: Path) -> MemoryStore:
     """A store over its own handle on the SQLite journal at `path` (its own index, as in another process)."""
-    return MemoryStore(InMemoryVectorIndex(HashEmbedder()), journal=SqliteJournal(path))
+    return MemoryStore(InMemorySpace(HashEmbedder()), journal=SqliteJournal(path))
 
 
 @pytest.fixture
@@ -196,14 +198,14 @@ async def assert_every_outcome_counted(memory: ProceduralMemory, record_id: uuid
 
 async def test_two_procedural_memories_on_one_store_lose_no_count(sqlite_stores: list[MemoryStore]) -> None:
     store = sqlite_stores[0]
-    first, second = ProceduralMemory(store, min_uses=100), ProceduralMemory(store, min_uses=100)
+    first, second = procedures(store, min_uses=100), procedures(store, min_uses=100)
     record = await first.add(procedure(TASK), scope=ADA, actor="t")
     await asyncio.gather(count_outcomes(first, record.id, 20, "a"), count_outcomes(second, record.id, 20, "b"))
     await assert_every_outcome_counted(first, record.id, store)
 
 
 async def test_two_journal_handles_on_one_file_lose_no_count(sqlite_stores: list[MemoryStore]) -> None:
-    first, second = (ProceduralMemory(store, min_uses=100) for store in sqlite_stores)
+    first, second = (procedures(store, min_uses=100) for store in sqlite_stores)
     record = await first.add(procedure(TASK), scope=ADA, actor="t")
     await asyncio.gather(count_outcomes(first, record.id, 20, "a"), count_outcomes(second, record.id, 20, "b"))
     await assert_every_outcome_counted(second, record.id, sqlite_stores[1])
@@ -230,8 +232,8 @@ class InterferingJournal(InMemoryJournal):
 async def test_an_outcome_that_keeps_conflicting_gives_up_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(procedural, "BACKOFF_CAP_S", 0.0)  # no waiting between the doomed attempts
     journal = InterferingJournal(UpdateOp)
-    store = MemoryStore(InMemoryVectorIndex(HashEmbedder()), journal=journal)
-    memory = ProceduralMemory(store)
+    store = MemoryStore(InMemorySpace(HashEmbedder()), journal=journal)
+    memory = procedures(store)
     record = await memory.add(procedure(TASK), scope=ADA, actor="t")
     with pytest.raises(MemoryStoreError, match=f"kept changing it \\({MAX_OUTCOME_ATTEMPTS} attempts conflicted"):
         await memory.record_outcome(record.id, success=True, scope=ADA, actor="runner")
@@ -243,8 +245,8 @@ async def test_an_outcome_that_keeps_conflicting_gives_up_and_says_so(monkeypatc
 
 
 async def test_a_deprecation_is_not_applied_over_a_newer_version() -> None:
-    store = MemoryStore(InMemoryVectorIndex(HashEmbedder()), journal=InterferingJournal(DeleteOp))
-    memory = ProceduralMemory(store, min_uses=1, deprecate_below=0.5)
+    store = MemoryStore(InMemorySpace(HashEmbedder()), journal=InterferingJournal(DeleteOp))
+    memory = procedures(store, min_uses=1, deprecate_below=0.5)
     record = await memory.add(procedure(TASK), scope=ADA, actor="t")
     outcome = await memory.record_outcome(record.id, success=False, scope=ADA, actor="judge")
     assert outcome.update.after is not None and outcome.update.after.version == 2
@@ -256,7 +258,7 @@ async def test_a_deprecation_is_not_applied_over_a_newer_version() -> None:
 
 
 async def test_outcomes_are_refused_outside_the_scope(memory_store: MemoryStore) -> None:
-    memory = ProceduralMemory(memory_store)
+    memory = procedures(memory_store)
     record = await memory.add(procedure(TASK), scope=BOB, actor="t")
     with pytest.raises(RecordNotFoundError):
         await memory.record_outcome(record.id, success=False, scope=ADA, actor="t")
@@ -269,7 +271,7 @@ async def test_outcomes_are_refused_outside_the_scope(memory_store: MemoryStore)
 
 
 async def test_a_procedure_that_keeps_failing_is_deprecated_not_erased(memory_store: MemoryStore) -> None:
-    memory = ProceduralMemory(memory_store, min_uses=3, deprecate_below=0.5)
+    memory = procedures(memory_store, min_uses=3, deprecate_below=0.5)
     record = await memory.add(procedure(TASK), scope=ADA, actor="t")
     outcomes = [await memory.record_outcome(record.id, success=s, scope=ADA, actor="t") for s in (False, False)]
     assert not any(o.deprecated for o in outcomes)  # too few uses yet
@@ -287,20 +289,20 @@ async def test_a_procedure_that_keeps_failing_is_deprecated_not_erased(memory_st
 
 
 async def test_a_procedure_at_the_threshold_is_kept(memory_store: MemoryStore) -> None:
-    memory = ProceduralMemory(memory_store, min_uses=4, deprecate_below=0.5)
+    memory = procedures(memory_store, min_uses=4, deprecate_below=0.5)
     record = await memory.add(procedure(TASK), scope=ADA, actor="t")
     outcomes = (False, True, False, True, False)
     results = [await memory.record_outcome(record.id, success=s, scope=ADA, actor="t") for s in outcomes]
     assert [r.deprecated for r in results] == [False, False, False, False, True]  # 2/4 = 0.5 is not below 0.5
     assert results[-1].procedure.success_rate == 0.4
-    kept = ProceduralMemory(memory_store, min_uses=4, deprecate_below=0.5)
+    kept = procedures(memory_store, min_uses=4, deprecate_below=0.5)
     assert kept.deprecation_reason(procedure(TASK, successes=2, failures=2)) == ""
     assert kept.deprecation_reason(procedure(TASK, successes=0, failures=3)) == ""  # too few uses
     assert kept.deprecation_reason(procedure(TASK, successes=1, failures=3)) != ""
 
 
 async def test_undo_of_a_deprecation_brings_the_procedure_back(memory_store: MemoryStore) -> None:
-    memory = ProceduralMemory(memory_store, min_uses=1, deprecate_below=0.5)
+    memory = procedures(memory_store, min_uses=1, deprecate_below=0.5)
     record = await memory.add(procedure(TASK), scope=ADA, actor="t")
     outcome = await memory.record_outcome(record.id, success=False, scope=ADA, actor="t")
     assert outcome.deprecation is not None and await memory.retrieve(TASK, scope=ADA) == []
@@ -314,7 +316,7 @@ async def test_undo_of_a_deprecation_brings_the_procedure_back(memory_store: Mem
 
 
 async def test_learn_records_the_outcome_of_the_procedures_used(memory_store: MemoryStore) -> None:
-    memory = ProceduralMemory(memory_store, min_uses=1, deprecate_below=0.5)
+    memory = procedures(memory_store, min_uses=1, deprecate_below=0.5)
     old = await memory.add(procedure(TASK), scope=ADA, actor="t")
     distiller = ProcedureDistiller(ScriptedModel([reply(steps=["Call the restaurant", "Confirm by email"])]))
     failed = await distiller.learn(memory, TASK, TRAJECTORY, success=False, scope=ADA, used=[old.id])
@@ -327,7 +329,7 @@ async def test_learn_records_the_outcome_of_the_procedures_used(memory_store: Me
 
 
 async def test_procedures_are_portable_between_models(memory_store: MemoryStore) -> None:
-    memory = ProceduralMemory(memory_store)
+    memory = procedures(memory_store)
     strong = FunctionModel(lambda messages, info: reply(), model_name="strong")
     await ProcedureDistiller(strong).learn(memory, TASK, TRAJECTORY, success=True, scope=ADA)
 
@@ -366,4 +368,4 @@ def test_malformed_procedure_records_are_reported() -> None:
 @pytest.mark.parametrize(("min_uses", "below"), [(0, 0.5), (3, -0.1), (3, 1.5)])
 def test_bad_thresholds_are_config_errors(memory_store: MemoryStore, min_uses: int, below: float) -> None:
     with pytest.raises(ConfigError):
-        ProceduralMemory(memory_store, min_uses=min_uses, deprecate_below=below)
+        procedures(memory_store, min_uses=min_uses, deprecate_below=below)

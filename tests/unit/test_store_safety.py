@@ -17,8 +17,8 @@ from hivegraph.errors import BackendUnavailableError, ConflictError, InvalidInpu
 from hivegraph.memory.episodic import Turn
 from hivegraph.memory.journal_sqlite import SqliteJournal
 from hivegraph.memory.store import MemoryStore
-from hivegraph.memory.stores.base import IndexOp, IndexResult, IndexUpsertOp
-from hivegraph.memory.stores.inmemory import InMemoryVectorIndex
+from hivegraph.memory.stores.base import IndexOp, IndexResult, IndexUpsertOp, QueryCache, check_collection_name
+from hivegraph.memory.stores.inmemory import InMemorySpace, InMemoryVectorIndex
 from hivegraph.memory.types import AddOp, DeleteOp, Scope, UpdateOp
 from hivegraph.models.testing import HashEmbedder
 
@@ -29,7 +29,7 @@ BOB = Scope(user_id="bob")
 
 @pytest.fixture
 async def sqlite_store(tmp_path: Path) -> MemoryStore:
-    store = MemoryStore(InMemoryVectorIndex(HashEmbedder()), journal=SqliteJournal(tmp_path / "j.sqlite"))
+    store = MemoryStore(InMemorySpace(HashEmbedder()), journal=SqliteJournal(tmp_path / "j.sqlite"))
     return await store.open()
 
 
@@ -65,7 +65,7 @@ async def test_a_deleted_record_is_never_revived_by_a_concurrent_update(sqlite_s
         assert delete.applied, "a DELETE without an expected version always applies"
         assert await sqlite_store.get(record.id, scope=ADA) is None
         assert not update.applied or update.applied[0].seq < delete.applied[0].seq
-        assert record.id not in {h.record.id for h in await sqlite_store.search(f"fact {n}", scope=ADA, k=10)}
+        assert record.id not in {h.record_id for h in await sqlite_store.search(f"fact {n}", scope=ADA, k=10)}
 
 
 async def test_concurrent_identical_adds_make_one_record(sqlite_store: MemoryStore) -> None:
@@ -90,30 +90,45 @@ async def test_sixteen_writers_leave_the_index_in_step_with_the_journal(sqlite_s
     assert len(closed) == len(set(closed))  # no version closed twice
     current_ids = {r.id for r in await sqlite_store.list(scope=ADA)}
     for hit in await sqlite_store.search("shared fact w1", scope=ADA, k=50):
-        assert hit.record.id in current_ids  # a search never returns what get() does not
+        assert hit.record_id in current_ids  # a search never returns what get() does not
 
 
 class _FailingIndex(InMemoryVectorIndex):
-    """An index whose writes fail while `down` is set, like a Chroma server that went away."""
+    """A collection whose writes fail while its space is down, like a Chroma server that went away."""
 
-    down = False
+    def __init__(self, space: _FailingSpace, queries: QueryCache) -> None:
+        super().__init__(space.embedder, queries=queries)
+        self.space = space
 
     async def abatch(self, ops: Sequence[IndexOp]) -> list[IndexResult]:
-        if self.down and any(isinstance(op, IndexUpsertOp) for op in ops):
+        if self.space.down and any(isinstance(op, IndexUpsertOp) for op in ops):
             raise BackendUnavailableError("chroma", "no Chroma server answers")
         return await super().abatch(ops)
 
 
+class _FailingSpace(InMemorySpace):
+    """A space whose collections' writes fail while `down` is set."""
+
+    down = False
+
+    def collection(self, name: str) -> InMemoryVectorIndex:
+        found = self._collections.get(name)
+        if found is None:
+            found = _FailingIndex(self, self._queries)
+            self._collections[check_collection_name(name)] = found
+        return found
+
+
 async def test_a_journaled_write_succeeds_when_the_index_is_down_and_is_indexed_later(tmp_path: Path) -> None:
-    index = _FailingIndex(HashEmbedder())
-    store = await MemoryStore(index, journal=SqliteJournal(tmp_path / "j.sqlite")).open()
-    index.down = True
+    space = _FailingSpace(HashEmbedder())
+    store = await MemoryStore(space, journal=SqliteJournal(tmp_path / "j.sqlite")).open()
+    space.down = True
     record = await store.add("Ada likes tea", scope=ADA)  # acknowledged: in the journal
-    assert store.lagging is not None and await index.count() == 0
-    index.down = False
+    assert store.lagging is not None and await store.vectors.counts() == (0, 0)
+    space.down = False
     hits = await store.search("Ada likes tea", scope=ADA)
-    assert [h.record.id for h in hits] == [record.id] and store.lagging is None
-    assert await index.count() == 1  # one copy: the caller had no reason to retry
+    assert [h.record_id for h in hits] == [record.id] and store.lagging is None
+    assert await store.vectors.counts() == (1, 1)  # one copy: the caller had no reason to retry
 
 
 async def test_an_idempotency_key_belongs_to_the_scope_that_used_it(sqlite_store: MemoryStore) -> None:
@@ -178,13 +193,13 @@ async def test_wrong_argument_types_are_clear_errors(sqlite_store: MemoryStore) 
 
 
 async def test_a_value_that_slips_past_validation_is_refused_and_the_store_goes_on(tmp_path: Path) -> None:
-    store = await MemoryStore(InMemoryVectorIndex(HashEmbedder()), journal=SqliteJournal(tmp_path / "j")).open()
+    store = await MemoryStore(InMemorySpace(HashEmbedder()), journal=SqliteJournal(tmp_path / "j")).open()
     poisoned = AddOp.model_construct(text="score", metadata={"score": float("nan")}, kind="semantic", dedupe=True)
     result = await store.apply([poisoned], scope=ADA, actor="x")
     assert [r.code for r in result.refused] == ["invalid"] and not result.applied
     await store.add("Ada likes tea", scope=ADA)  # every later write still works
     await store.aclose()
-    reopened = await MemoryStore(InMemoryVectorIndex(HashEmbedder()), journal=SqliteJournal(tmp_path / "j")).open()
+    reopened = await MemoryStore(InMemorySpace(HashEmbedder()), journal=SqliteJournal(tmp_path / "j")).open()
     assert [r.text for r in await reopened.list(scope=ADA)] == ["Ada likes tea"]
     assert (await reopened.verify()).clean
     await reopened.aclose()

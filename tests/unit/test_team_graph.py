@@ -82,12 +82,12 @@ async def test_recall_respects_the_token_budget(tmp_path: Path) -> None:
     model = team_model()
     async with open_hivegraph(unit_settings(tmp_path), model=model) as hg:
         for n in range(6):
-            await hg.store.add(f"peanut fact number {n} " + "filler " * 30, scope=SCOPE)
+            await hg.memory.add(f"peanut fact number {n} " + "filler " * 30, scope=SCOPE)
         tight = [Agent(name="planner", instructions="You plan.", memory=MemoryPolicy(token_budget=80))]
         run = await hg.team(tight, scope=SCOPE).run("peanut")
     kept = run.recalled["planner"]
     assert 1 <= len(kept) < 6
-    assert sum(hg.counter.count(m["text"]) for m in kept) <= 80
+    assert sum(hg.memory.counter.count(m["text"]) for m in kept) <= 80
 
 
 async def test_a_run_is_checkpointed_and_can_be_resumed(tmp_path: Path) -> None:
@@ -134,9 +134,9 @@ async def test_consolidate_replayed_after_a_crash_writes_nothing_twice(tmp_path:
     async with open_hivegraph(unit_settings(tmp_path), model=team_model()) as hg:
         team = hg.team(agents(), scope=SCOPE)
         run = await team.run("I am allergic to peanuts. Plan a dinner.", run_id="r1")
-        entries = await hg.store.journal.read()
+        entries = await hg.memory.journal.read()
         context = hg.context(team.agents, scope=SCOPE, run_id="r1")
         state: TeamState = {"task": run.task, "turns": run.turns}
         replay = await consolidate(state, runtime=Runtime(context=context))
-        assert await hg.store.journal.read() == entries
+        assert await hg.memory.journal.read() == entries
         assert sorted(w["text"] for w in replay["written"]) == sorted(w["text"] for w in run.written)

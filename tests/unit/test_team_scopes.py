@@ -26,7 +26,7 @@ async def test_another_scopes_run_id_is_refused_and_its_turns_stay_private(tmp_p
             await bob.resume("shared-id")
         for error in (started.value, resumed.value):
             assert "alice" not in str(error) and "4321" not in str(error)
-        assert await hg.store.list(scope=Scope(user_id="bob")) == []  # nothing of Alice's was copied to Bob
+        assert await hg.memory.store.list(scope=Scope(user_id="bob")) == []  # nothing of Alice's was copied to Bob
 
 
 async def test_resuming_a_run_this_scope_never_started_is_an_error(tmp_path: Path) -> None:

@@ -93,8 +93,11 @@ class ChromaVectorIndex(VectorIndex):
         embedder: Embedder,
         embedder_backend: str | None = None,
         queries: QueryCache | None = None,
+        hnsw: Mapping[str, Any] | None = None,
     ) -> None:
-        """Use `collection` (created on first use) of `client`; the caller keeps owning `client`.
+        """Use `collection` (created on the first write) of `client`; the caller keeps owning `client`.
+
+        A read of a collection that does not exist finds nothing and creates nothing.
 
         Args:
             client: A chromadb client (`PersistentClient`, `HttpClient`).
@@ -102,6 +105,7 @@ class ChromaVectorIndex(VectorIndex):
             embedder: Embeds item and query texts.
             embedder_backend: The embedder's name in `EMBEDDERS`; found by its class when None.
             queries: A cache of `embedder`'s query vectors to share; a new one when None.
+            hnsw: HNSW settings for a collection this index creates (the space is always cosine).
 
         Raises:
             ConfigError: the embedder cannot be stored with the collection.
@@ -111,6 +115,7 @@ class ChromaVectorIndex(VectorIndex):
         self._name = collection
         self._function = HivegraphEmbeddingFunction(embedder, backend=embedder_backend, queries=queries)
         self._collection: Collection | None = None
+        self._hnsw: dict[str, Any] = {**(hnsw or {}), "space": "cosine"}
         self._batch_size = 1
         self._lock = asyncio.Lock()
         self._connection: ChromaConnection | None = None
@@ -205,7 +210,10 @@ class ChromaVectorIndex(VectorIndex):
             if isinstance(op, IndexNearestOp) and len(op.vector) != self.embedder.dim:
                 raise ValueError(f"a query vector of {len(op.vector)} numbers; this index holds {self.embedder.dim}")
         wheres = [chroma_where(None if isinstance(op, IndexUpsertOp | IndexDeleteOp) else op.where) for op in ops]
-        collection = await self._open()
+        writes = any(isinstance(op, IndexUpsertOp | IndexDeleteOp) for op in ops)
+        collection = await self._open(create=writes)
+        if collection is None:  # reads only, of a collection nobody has written: nothing to find
+            return [None if isinstance(op, IndexUpsertOp | IndexDeleteOp) else [] for op in ops]
         return [
             await self._call(_run, collection, self._function, self._batch_size, op, where)
             for op, where in zip(ops, wheres, strict=True)
@@ -214,7 +222,9 @@ class ChromaVectorIndex(VectorIndex):
     async def count(self, *, where: Filter | None = None) -> int:
         """How many items the collection holds (those matching `where`, counted by id only)."""
         clause = chroma_where(where)
-        collection = await self._open()
+        collection = await self._open(create=False)
+        if collection is None:
+            return 0
         if where is None:
             return await self._call(collection.count)
         if clause.impossible:
@@ -241,19 +251,30 @@ class ChromaVectorIndex(VectorIndex):
         if connection is not None:
             await asyncio.to_thread(connection.close)
 
-    async def _open(self) -> Collection:
+    async def _open(self, *, create: bool = True) -> Collection | None:
         async with self._lock:
             if self._collection is None:
-                self._collection = await self._call(self._get_or_create)
+                found = await self._call(self._get_or_create if create else self._get_existing)
+                if found is None:
+                    return None
+                self._collection = found
                 self._batch_size = max(1, await self._call(self._client.get_max_batch_size))
             return self._collection
 
     def _get_or_create(self) -> Collection:
         collection = self._client.get_or_create_collection(
             self._name,
-            configuration={"hnsw": {"space": "cosine"}},
+            configuration=cast(Any, {"hnsw": self._hnsw}),
             embedding_function=cast(Any, self._function),
         )
+        _check_collection(collection, self._function)
+        return collection
+
+    def _get_existing(self) -> Collection | None:
+        try:
+            collection = self._client.get_collection(self._name, embedding_function=cast(Any, self._function))
+        except NotFoundError:
+            return None
         _check_collection(collection, self._function)
         return collection
 
@@ -265,6 +286,13 @@ class ChromaVectorIndex(VectorIndex):
 
     async def _call(self, fn: Callable[..., R], *args: Any) -> R:
         return await _threaded(self._where, fn, *args)
+
+
+SPACE_HNSW: dict[str, Any] = {"sync_threshold": 100, "batch_size": 100}
+"""HNSW settings of a space's collections. Chroma keeps a collection's vectors in its log until
+`sync_threshold` of them (default 1000) are written, and a process re-reads that log on the first query:
+per-tenant collections of a few hundred vectors would never reach it (measured at 30k vectors in 50
+collections: first query 31 ms with the default, 3.2 ms with 100; later queries 1.3 to 1.6 ms either way)."""
 
 
 class ChromaSpace(VectorSpace):
@@ -363,6 +391,7 @@ class ChromaSpace(VectorSpace):
                 embedder=self.embedder,
                 embedder_backend=self._function.backend,
                 queries=self._function.queries,
+                hnsw=SPACE_HNSW,
             )
             self._collections[name] = found
         return found

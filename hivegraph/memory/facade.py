@@ -1,0 +1,227 @@
+"""`Memory`: one object that owns the journal, its projections, the retriever and the memory kinds.
+
+Teams, tools, the memory manager and the CLI receive a `Memory`, not a bag of
+services. It is built from settings (`open_memory`) or from parts (tests):
+
+- the **journal** (SQLite, PostgreSQL or in-memory), the source of truth, which
+  also holds the keyword index;
+- the **projections**: the vector projection over a `VectorSpace` (Chroma or
+  in-memory) and any registered in `PROJECTIONS` and named in
+  `memory.projections` (the graph, next);
+- the **retriever** over the retrieval sources (vector and keyword; a
+  projection that is also a source, such as a graph, joins them);
+- the **kinds**: `episodic`, `procedural`, and semantic facts through `apply`,
+  `add` and the memory manager (in `hivegraph.agents`, since it calls a model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from hivegraph.config import HivegraphSettings
+from hivegraph.memory.episodic import EpisodicMemory, EpisodicSettings
+from hivegraph.memory.hits import MemoryHit
+from hivegraph.memory.journal import Journal, JournalEntry
+from hivegraph.memory.procedural import ProceduralMemory
+from hivegraph.memory.projection import Projection
+from hivegraph.memory.retrieval import Boost, Retrieval, RetrievalSettings, Retriever
+from hivegraph.memory.sources import KEYWORD, VECTOR, KeywordSource, RetrievalSource, VectorSource
+from hivegraph.memory.store import ApplyResult, MemoryStore, RecordHistory
+from hivegraph.memory.stores.base import VectorSpace
+from hivegraph.memory.types import MemoryKind, MemoryOp, MemoryRecord, Scope, Source
+from hivegraph.memory.verify import VerifyReport
+from hivegraph.models.tokens import TokenCounter
+from hivegraph.registry import JOURNALS, PROJECTIONS, VECTOR_STORES, check_backends
+
+
+@dataclass(frozen=True)
+class MemoryOptions:
+    """The tunable parts of a `Memory` (all have neutral defaults)."""
+
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    episodic: EpisodicSettings = field(default_factory=EpisodicSettings)
+    procedural_min_uses: int = 3
+    procedural_deprecate_below: float = 0.5
+
+    @classmethod
+    def from_settings(cls, settings: HivegraphSettings) -> MemoryOptions:
+        """The options `settings.retrieval` and `settings.memory` describe."""
+        r = settings.retrieval
+        return cls(
+            retrieval=RetrievalSettings(
+                candidates=r.candidates, rrf_k=r.rrf_k, weights={VECTOR: r.vector_weight, KEYWORD: r.keyword_weight},
+                after_share=r.after_share, before_share=r.before_share,
+            ),
+            episodic=EpisodicSettings(
+                speaker_boost=r.speaker_boost, time_boost=r.time_boost, strip_speakers=r.strip_speakers
+            ),
+            procedural_min_uses=settings.memory.procedural_min_uses,
+            procedural_deprecate_below=settings.memory.procedural_deprecate_below,
+        )  # fmt: skip
+
+
+class Memory:
+    """Long-term memory: journal, projections, retriever and memory kinds, opened and closed together."""
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        *,
+        options: MemoryOptions | None = None,
+        counter: TokenCounter | None = None,
+        sources: Sequence[RetrievalSource] = (),
+    ) -> None:
+        """Read and write through `store`; `sources` join the vector and keyword sources."""
+        options = options or MemoryOptions()
+        self.store = store
+        self.counter = counter or TokenCounter()
+        base: list[RetrievalSource] = [VectorSource(store.vectors, store.kinds), KeywordSource(store.journal)]
+        self.retriever = Retriever(
+            store, [*base, *sources], embed=store.space.embed_query, settings=options.retrieval, counter=self.counter
+        )
+        self.episodic = EpisodicMemory(store, self.retriever, settings=options.episodic)
+        self.procedural = ProceduralMemory(
+            store, self.retriever, min_uses=options.procedural_min_uses,
+            deprecate_below=options.procedural_deprecate_below,
+        )  # fmt: skip
+
+    @classmethod
+    def of(
+        cls,
+        space: VectorSpace,
+        *,
+        journal: Journal | None = None,
+        projections: Sequence[Projection] = (),
+        options: MemoryOptions | None = None,
+        tenant_key: str | None = "user_id",
+        max_text_chars: int = 2000,
+    ) -> Memory:
+        """A memory over these parts (not opened: call `open`)."""
+        store = MemoryStore(
+            space, journal=journal, projections=projections, tenant_key=tenant_key, max_text_chars=max_text_chars
+        )
+        return cls(store, options=options, sources=_sources(projections))
+
+    @property
+    def journal(self) -> Journal:
+        """The source of truth (also the keyword index)."""
+        return self.store.journal
+
+    async def open(self) -> Memory:
+        """Catch every projection up with the journal (repairing one that disagrees); returns self."""
+        await self.store.open()
+        return self
+
+    async def aclose(self) -> None:
+        """Close the journal and the projections' backends."""
+        await self.store.aclose()
+
+    async def recall(
+        self,
+        query: str,
+        *,
+        scope: Scope,
+        k: int = 10,
+        kinds: Sequence[MemoryKind] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        token_budget: int | None = None,
+        boosts: Sequence[Boost] = (),
+    ) -> Retrieval:
+        """The best current memories in `scope` for `query` from every source, fused, within the token budget."""
+        return await self.retriever.retrieve(
+            query, scope=scope, k=k, kinds=kinds, since=since, until=until, token_budget=token_budget, boosts=boosts
+        )
+
+    async def search(
+        self, query: str, *, scope: Scope, k: int = 5, kinds: Sequence[MemoryKind] | None = None,
+        as_of: datetime | None = None,
+    ) -> list[MemoryHit]:  # fmt: skip
+        """Nearest memories by vector only (scores are cosine similarities); `as_of` reads the past."""
+        return await self.store.search(query, scope=scope, k=k, kinds=kinds, as_of=as_of)
+
+    async def apply(
+        self, ops: Sequence[MemoryOp], *, scope: Scope, actor: str, source: Source | None = None,
+        now: datetime | None = None, idempotency_key: str | None = None,
+    ) -> ApplyResult:  # fmt: skip
+        """Plan and journal `ops` in one transaction, then update the projections (see `MemoryStore.apply`)."""
+        return await self.store.apply(
+            ops, scope=scope, actor=actor, source=source, now=now, idempotency_key=idempotency_key
+        )
+
+    async def add(
+        self, text: str, *, scope: Scope, kind: MemoryKind = "semantic", actor: str = "user",
+        source: Source | None = None,
+    ) -> MemoryRecord:  # fmt: skip
+        """Store one memory (an exact duplicate returns the existing one)."""
+        return await self.store.add(text, scope=scope, kind=kind, actor=actor, source=source)
+
+    async def undo(self, op_id: UUID, *, scope: Scope, actor: str = "user") -> JournalEntry:
+        """Revert one op (the revert is journaled and can itself be undone)."""
+        return await self.store.undo(op_id, scope=scope, actor=actor)
+
+    async def get(self, record_id: UUID, *, scope: Scope, as_of: datetime | None = None) -> MemoryRecord | None:
+        """A record's current version (or the one valid at `as_of`) inside `scope`."""
+        return await self.store.get(record_id, scope=scope, as_of=as_of)
+
+    async def history(self, record_id: UUID, *, scope: Scope) -> RecordHistory:
+        """Every version of a record and the ops that made them."""
+        return await self.store.history(record_id, scope=scope)
+
+    async def verify(self, *, repair: bool = False) -> VerifyReport:
+        """Compare every projection with the journal; `repair` re-derives what differs."""
+        return await self.store.verify(repair=repair)
+
+    async def rebuild(self) -> int:
+        """Re-derive every projection from the journal; returns the entries replayed."""
+        return await self.store.rebuild()
+
+
+def _sources(projections: Sequence[Projection]) -> list[RetrievalSource]:
+    """The projections that are also retrieval sources (a graph, say)."""
+    return [p for p in projections if isinstance(p, RetrievalSource)]
+
+
+@asynccontextmanager
+async def open_memory(
+    settings: HivegraphSettings, *, catch_up: bool = True, counter: TokenCounter | None = None
+) -> AsyncGenerator[Memory]:
+    """The configured `Memory`, caught up with its journal, closed on exit.
+
+    With `catch_up=False` the projections are not opened: they stay exactly as
+    found, not caught up, re-derived or repaired (`verify` and `rebuild` need that).
+
+    Raises:
+        ConfigError: a backend name is unknown or a setting is invalid.
+        BackendUnavailableError: a configured server cannot be reached.
+
+    """
+    check_backends(settings)
+    space: VectorSpace = VECTOR_STORES.load(settings.vector_store.backend).from_settings(settings)
+    try:
+        journal: Journal = JOURNALS.load(settings.journal.backend).from_settings(settings)
+    except BaseException:
+        await space.aclose()
+        raise
+    try:
+        projections = [PROJECTIONS.load(name).from_settings(settings) for name in settings.memory.projections]
+    except BaseException:
+        await space.aclose()
+        await journal.aclose()
+        raise
+    store = MemoryStore(
+        space, journal=journal, projections=projections, max_text_chars=settings.memory.max_text_chars,
+        tenant_key=settings.memory.tenant_key,
+    )  # fmt: skip
+    counter = counter or TokenCounter(settings.model.model)
+    memory = Memory(
+        store, options=MemoryOptions.from_settings(settings), counter=counter, sources=_sources(projections)
+    )
+    try:
+        yield await memory.open() if catch_up else memory
+    finally:
+        await memory.aclose()
