@@ -68,7 +68,3 @@ class MemoryHit:
         """The same hit with its record (and token count) filled in."""
         return replace(self, record=record, tokens=tokens if tokens is not None else self.tokens)
 
-
-def hit_of(record: MemoryRecord, score: float = 0.0) -> MemoryHit:
-    """A loaded hit for a record read directly (not found by a source)."""
-    return MemoryHit(id=record.version_id, score=score, record=record)
