@@ -67,4 +67,3 @@ class MemoryHit:
     def with_record(self, record: MemoryRecord, *, tokens: int | None = None) -> MemoryHit:
         """The same hit with its record (and token count) filled in."""
         return replace(self, record=record, tokens=tokens if tokens is not None else self.tokens)
-

@@ -47,6 +47,18 @@ class Projection(ABC):
     async def repair(self, write: Sequence[MemoryRecord], remove: Sequence[str]) -> None:
         """Write the final state of `write` and drop the version ids `remove`."""
 
+    async def applied(self) -> int | None:
+        """The journal sequence the projection's own storage says it holds everything up to (None: it keeps none).
+
+        A projection that keeps one (`mark_applied`) travels with its data: an
+        index restored from an older copy, or wiped, says so, and opening the
+        store replays from there instead of counting or reading the index.
+        """
+        return None
+
+    async def mark_applied(self, seq: int) -> None:  # noqa: B027 - optional hook
+        """Record, with the projected data, that entries up to `seq` are applied (under the projection's lock)."""
+
     async def counts(self) -> tuple[int, int]:
         """How many versions the projection holds, and how many of them as current (a cheap check at open)."""
         held = await self.fingerprints()

@@ -176,7 +176,10 @@ class Retriever:
 
     async def _load(self, ids: set[str], scope: Scope) -> dict[str, StoredVersion]:
         versions = await self.store.versions(sorted(ids))
-        return {i: v for i, v in versions.items() if v.current and scope.contains(v.scope)}
+        wanted = scope.fields().items()
+        return {
+            i: v for i, v in versions.items() if v.current and all(getattr(v.scope, n) == x for n, x in wanted)
+        }  # `scope.contains(v.scope)`, with the scope's fields read once
 
     async def _expand(self, ranked: dict[str, _Ranked], stored: dict[str, StoredVersion], query: SearchQuery) -> None:
         turns = {i: key for i, v in stored.items() if (key := _turn_key(v)) is not None}

@@ -14,7 +14,7 @@ in some checks): a backend that records its embedder by name should record it
 as the registered `hash` backend. Calling `OpenSpace` twice in one check must
 open the same location again; each check starts from an empty space. What a
 collection does is checked by `hivegraph.memory.conformance`; these checks are
-about the space: names, independence, drop, reopen, and the shared query cache.
+about the space: names, independence, drop, reopen, marks, and the shared query cache.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ SpaceCheck = Callable[[OpenSpace], Awaitable[None]]
 
 SPACE_CHECKS: dict[str, SpaceCheck] = {}
 """Every check, by name."""
-SPACE_PERSISTENCE_CHECKS: frozenset[str] = frozenset({"collections_survive_reopen"})
+SPACE_PERSISTENCE_CHECKS: frozenset[str] = frozenset({"collections_survive_reopen", "marks_survive_reopen"})
 """Checks that only apply to spaces whose `persistent` flag is True."""
 
 
@@ -194,3 +194,40 @@ async def check_collections_survive_reopen(open_space: OpenSpace) -> None:
         _expect(await space.collection("first").get(), [APPLE], "first")
         hits = await space.collection("second").query(BIKE.text, k=5)
         _expect([hit.id for hit in hits], ["b"], "query of second")
+
+
+@_check
+async def check_marks_are_kept_apart_from_collections(open_space: OpenSpace) -> None:
+    """A mark reads back what was set last, per name; None forgets it; marks are not collections."""
+    async with _opened(open_space) as space:
+        _expect(await space.mark("vector"), None, "a mark never set")
+        await space.set_mark("vector", 3)
+        await space.set_mark("vector", 7)
+        await space.set_mark("graph", 0)
+        _expect((await space.mark("vector"), await space.mark("graph")), (7, 0), "marks after setting them")
+        _expect(await space.names(), [], "names of a space holding marks only")
+        await space.collection("vector").upsert([APPLE])
+        _expect(await space.mark("vector"), 7, "a mark next to a collection of the same name")
+        await space.drop("vector")
+        _expect(await space.mark("vector"), 7, "a mark after its namesake collection is dropped")
+        await space.set_mark("vector", None)
+        _expect((await space.mark("vector"), await space.mark("graph")), (None, 0), "marks after forgetting one")
+        await space.set_mark("vector", None)  # forgetting twice is a no-op
+        for bad in ("", "Upper", "-dash", "x" * 64):
+            try:
+                await space.set_mark(bad, 1)
+            except ValueError:
+                continue
+            raise AssertionError(f"set_mark({bad!r}) did not raise ValueError")
+
+
+@_check
+async def check_marks_survive_reopen(open_space: OpenSpace) -> None:
+    """Marks are there after reopening the space, as last set."""
+    async with _opened(open_space) as space:
+        await space.set_mark("vector", 41)
+        await space.set_mark("vector", 42)
+        await space.set_mark("gone", 1)
+        await space.set_mark("gone", None)
+    async with _opened(open_space) as space:
+        _expect((await space.mark("vector"), await space.mark("gone")), (42, None), "marks after reopen")

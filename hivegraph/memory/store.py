@@ -110,20 +110,39 @@ class MemoryStore:
     async def open(self) -> MemoryStore:
         """Bring every projection up to date with the journal, repairing one that disagrees; returns self.
 
-        Each check and repair runs under the projection's lock, after catching it up, so a repair never
-        writes an older state over what another process projected meanwhile.
+        A projection that keeps a mark of what it has applied (the vector index does) is caught up from
+        that mark when it is behind the journal's cursor (an index restored from an older copy, a rebuild
+        cut short), without reading the index. One that keeps none, or whose mark is lost or ahead of the
+        journal, is checked by its counts and repaired from the journal when they disagree. Each check and
+        repair runs under the projection's lock, so a repair never writes an older state over what another
+        process projected meanwhile. `verify` compares everything, item by item.
         """
         for projection in self.projections:
-            if projection.persistent and await self.journal.cursor(projection.name) and await projection.is_empty():
-                await self._advance(projection, 0)  # the index was wiped: re-derive it
-        for projection in self.projections:
             async with self._projection_lock(projection):
-                await self._catch_up_locked(projection)
-                if projection.persistent and not await self._counts_agree(projection):
-                    log.warning("projection %s disagrees with the journal; repairing it", projection.name)
-                    await self._verify_locked(projection, repair=True, remove_extra=False)
+                if projection.persistent:
+                    await self._reconcile_locked(projection)
+                else:
+                    await self._catch_up_locked(projection)
         self.lagging = None
         return self
+
+    async def _reconcile_locked(self, projection: Projection) -> None:
+        cursor = await self.journal.cursor(projection.name)
+        mark = await projection.applied()
+        if mark is not None and mark <= await self.journal.last_seq():
+            if mark < cursor:
+                log.warning("projection %s holds entries up to %d of %d; replaying the rest", projection.name,
+                            mark, cursor)  # fmt: skip
+                await self._advance(projection, mark)
+            await self._catch_up_locked(projection)
+            return
+        if cursor and await projection.is_empty():
+            await self._advance(projection, 0)  # the index was wiped: re-derive it
+        await self._catch_up_locked(projection)
+        if not await self._counts_agree(projection):
+            log.warning("projection %s disagrees with the journal; repairing it", projection.name)
+            await self._verify_locked(projection, repair=True, remove_extra=False)
+        await projection.mark_applied(self._applied[projection.name])
 
     async def _counts_agree(self, projection: Projection) -> bool:
         return await projection.counts() == await self.journal.counts()
@@ -167,6 +186,8 @@ class MemoryStore:
         entries = await self.journal.read(after=start)
         if entries:
             await projection.project(entries)
+            if projection.persistent:
+                await projection.mark_applied(entries[-1].seq)
             await self._advance(projection, entries[-1].seq)
         else:
             self._applied[projection.name] = start  # read under the lock: exact

@@ -115,7 +115,7 @@ class QueryCache:
             if cached is not None:
                 self._vectors.move_to_end(text)
                 return list(cached)
-        vector = tuple(float(x) for x in self.embedder.embed([text])[0])
+        vector = tuple(map(float, self.embedder.embed([text])[0]))
         with self._lock:
             self._vectors[text] = vector
             while len(self._vectors) > self._size:
@@ -208,6 +208,23 @@ class VectorSpace(ABC):
     def embed_query(self, text: str) -> list[float]:
         """The query vector of `text`, from the cache that all collections of the space share."""
 
+    @abstractmethod
+    async def mark(self, name: str) -> int | None:
+        """The number last kept under `name` by `set_mark` (None if none), read without loading any collection."""
+
+    @abstractmethod
+    async def set_mark(self, name: str, value: int | None) -> None:
+        """Keep `value` under `name` with the collections (None forgets it), so that it travels with them.
+
+        A mark says how far the collections have got (a projection's journal
+        sequence): copied, restored or wiped with them, it tells a reader what
+        they hold without reading them. `name` follows the rule of collection names.
+
+        Raises:
+            ValueError: `name` is not a valid mark name.
+
+        """
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release the space's client (and an embedded folder's lock) if it opened them."""
 
@@ -222,6 +239,20 @@ def check_collection_name(name: str) -> str:
     if not COLLECTION_NAME.fullmatch(name):
         raise ValueError(
             f"invalid collection name {name!r}: use 1-63 of [a-z0-9_-], starting and ending with a letter or digit"
+        )
+    return name
+
+
+def check_mark_name(name: str) -> str:
+    """Return `name` if it is a valid mark name (as a collection name).
+
+    Raises:
+        ValueError: it is not.
+
+    """
+    if not COLLECTION_NAME.fullmatch(name):
+        raise ValueError(
+            f"invalid mark name {name!r}: use 1-63 of [a-z0-9_-], starting and ending with a letter or digit"
         )
     return name
 

@@ -51,6 +51,7 @@ from hivegraph.memory.stores.base import (
     VectorIndex,
     VectorSpace,
     check_collection_name,
+    check_mark_name,
 )
 from hivegraph.memory.stores.chroma_client import (
     CHROMA_ERRORS,
@@ -288,6 +289,12 @@ class ChromaVectorIndex(VectorIndex):
         return await _threaded(self._where, fn, *args)
 
 
+MARK_PREFIX = "_mark-"
+MARK_KEY = "hivegraph_mark"
+"""A space's mark `name` is the metadata `{MARK_KEY: value}` of the empty Chroma collection
+`<prefix><MARK_PREFIX><name>`: Chroma reads a collection's metadata from its catalogue without loading its
+segments (2.4 ms embedded, where counting a collection loads it: 20 ms and a few MB each)."""
+
 SPACE_HNSW: dict[str, Any] = {"sync_threshold": 100, "batch_size": 100}
 """HNSW settings of a space's collections. Chroma keeps a collection's vectors in its log until
 `sync_threshold` of them (default 1000) are written, and a process re-reads that log on the first query:
@@ -319,6 +326,8 @@ class ChromaSpace(VectorSpace):
         self._function = HivegraphEmbeddingFunction(embedder, backend=embedder_backend)
         self._prefix = f"{collection_name(prefix, embedder)}-"
         self._collections: dict[str, ChromaVectorIndex] = {}
+        self._marks: dict[str, Collection] = {}
+        """Mark collections this space has written (so the next write is one request)."""
         self._connection: ChromaConnection | None = None
         self._where = describe(client)
 
@@ -423,11 +432,70 @@ class ChromaSpace(VectorSpace):
         """The query vector of `text`, from the query cache all collections share."""
         return self._function.query_vector(text)
 
+    async def mark(self, name: str) -> int | None:
+        """The value last kept under `name` (None if none): an empty collection's metadata, read from the catalogue.
+
+        Raises:
+            ValueError: `name` is not a valid mark name.
+            BackendUnavailableError: the Chroma server does not answer.
+            MemoryStoreError: Chroma refused the read.
+
+        """
+        collection = self._mark_collection(name)
+
+        def read() -> int | None:
+            try:
+                metadata = self._client.get_collection(collection, embedding_function=None).metadata
+            except NotFoundError:
+                return None
+            value = (metadata or {}).get(MARK_KEY)
+            return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+        return await _threaded(self._where, read)
+
+    async def set_mark(self, name: str, value: int | None) -> None:
+        """Keep `value` under `name` (None forgets it).
+
+        Raises:
+            ValueError: `name` is not a valid mark name.
+            BackendUnavailableError: the Chroma server does not answer.
+            MemoryStoreError: Chroma refused the write.
+
+        """
+        collection = self._mark_collection(name)
+
+        def write() -> None:
+            held = self._marks.pop(collection, None)
+            if value is None:
+                try:
+                    self._client.delete_collection(collection)
+                except NotFoundError:
+                    return
+                return
+            if held is not None:
+                try:
+                    held.modify(metadata={MARK_KEY: value})
+                except NotFoundError:  # dropped by another process: create it again
+                    held = None
+            if held is None:
+                held = self._client.get_or_create_collection(
+                    collection, metadata={MARK_KEY: value}, embedding_function=None
+                )
+                if (held.metadata or {}).get(MARK_KEY) != value:
+                    held.modify(metadata={MARK_KEY: value})
+            self._marks[collection] = held
+
+        await _threaded(self._where, write)
+
+    def _mark_collection(self, name: str) -> str:
+        return f"{self._prefix}{MARK_PREFIX}{check_mark_name(name)}"  # never a space name: those start alphanumeric
+
     async def aclose(self) -> None:
         """Forget the collections; release the client and the embedded folder's lock, if this space opened them."""
         for index in self._collections.values():
             await index.aclose()
         self._collections.clear()
+        self._marks.clear()
         connection, self._connection = self._connection, None
         if connection is not None:
             await asyncio.to_thread(connection.close)

@@ -32,6 +32,7 @@ from hivegraph.memory.stores.base import (
     VectorIndex,
     VectorSpace,
     check_collection_name,
+    check_mark_name,
     matches,
 )
 from hivegraph.models.embedder import Embedder
@@ -153,6 +154,7 @@ class InMemorySpace(VectorSpace):
         """An empty space whose collections embed with `embedder`."""
         self._queries = QueryCache(embedder)
         self._collections: dict[str, InMemoryVectorIndex] = {}
+        self._marks: dict[str, int] = {}
 
     @classmethod
     def from_settings(cls, settings: HivegraphSettings) -> Self:
@@ -195,6 +197,22 @@ class InMemorySpace(VectorSpace):
     def embed_query(self, text: str) -> list[float]:
         """The query vector of `text`, from the space's query cache."""
         return self._queries(text)
+
+    async def mark(self, name: str) -> int | None:
+        """The value last kept under `name` (None if none)."""
+        return self._marks.get(check_mark_name(name))
+
+    async def set_mark(self, name: str, value: int | None) -> None:
+        """Keep `value` under `name` (None forgets it).
+
+        Raises:
+            ValueError: `name` is not a valid mark name.
+
+        """
+        if value is None:
+            self._marks.pop(check_mark_name(name), None)
+        else:
+            self._marks[check_mark_name(name)] = value
 
 
 def _unit(vector: Vector) -> Vector:
