@@ -21,4 +21,4 @@ ensure_postgres() {
 ensure_postgres
 
 hivegraph model prepare
-python -m pytest "$@"
+python -m pytest --durations=25 "$@"
