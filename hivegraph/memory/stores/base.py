@@ -236,23 +236,23 @@ def check_collection_name(name: str) -> str:
         ValueError: it is not.
 
     """
-    if not COLLECTION_NAME.fullmatch(name):
-        raise ValueError(
-            f"invalid collection name {name!r}: use 1-63 of [a-z0-9_-], starting and ending with a letter or digit"
-        )
-    return name
+    return _checked(name, "collection")
 
 
 def check_mark_name(name: str) -> str:
-    """Return `name` if it is a valid mark name (as a collection name).
+    """Return `name` if it is a valid mark name (the rule of collection names).
 
     Raises:
         ValueError: it is not.
 
     """
+    return _checked(name, "mark")
+
+
+def _checked(name: str, what: str) -> str:
     if not COLLECTION_NAME.fullmatch(name):
         raise ValueError(
-            f"invalid mark name {name!r}: use 1-63 of [a-z0-9_-], starting and ending with a letter or digit"
+            f"invalid {what} name {name!r}: use 1-63 of [a-z0-9_-], starting and ending with a letter or digit"
         )
     return name
 
