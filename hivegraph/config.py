@@ -206,6 +206,10 @@ class MemoryPolicySettings(_Section):
     """Longest trajectory shown to the procedure distiller (the middle is elided)."""
     tenant_key: Literal["user_id", "agent_id", "team_id", "run_id"] | None = "user_id"
     """The scope field whose value gives each tenant its own live vector collections (None: one for all)."""
+    exact_max_items: int = Field(default=2048, ge=0)
+    """Live collections of at most this many vectors are searched exactly in-process when unfiltered (0: never)."""
+    exact_max_vectors: int = Field(default=131_072, ge=0)
+    """Vectors held in all for those exact searches (the least recently searched collections are dropped)."""
     projections: list[str] = Field(default_factory=list[str])
     """Further projections of the journal, by registry name (`PROJECTIONS`), e.g. a graph."""
 

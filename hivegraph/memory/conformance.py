@@ -23,6 +23,9 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequen
 from contextlib import asynccontextmanager
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from hivegraph.memory.stores.base import (
     Filter,
     Hit,
@@ -539,3 +542,31 @@ async def check_embed_query_is_the_embedders_vector(open_index: OpenIndex) -> No
         await index.upsert([IndexItem("ada", "where does Ada live")])
         (best,) = await index.nearest(again, k=1)
         _expect_true(best[1] >= EXACT, f"the query vector of an item's text scores {best[1]}")
+
+
+@_check
+async def check_vectors_are_the_items_embeddings(open_index: OpenIndex) -> None:
+    """`vectors` lists each item's id with its text's vector (or None for an index that cannot), within `limit`."""
+    async with _opened(open_index) as index:
+        _expect_vectors(await index.vectors(limit=10), {}, index, "vectors of an empty index")
+        await index.upsert(FRUIT)
+        await index.delete(["b"])
+        want = {item.id: item.text for item in FRUIT if item.id != "b"}
+        _expect_vectors(await index.vectors(limit=10), want, index, "vectors")
+        found = await index.vectors(limit=1)
+        if found is not None:
+            _expect((len(found[0]), found[1].shape[0], set(found[0]) <= set(want)), (1, 1, True), "vectors(limit=1)")
+
+
+def _expect_vectors(
+    found: tuple[list[str], NDArray[np.float32]] | None, want: dict[str, str], index: VectorIndex, what: str
+) -> None:
+    if found is None:
+        return
+    ids, rows = found
+    _expect(sorted(ids), sorted(want), f"{what}: ids")
+    for item_id, row in zip(ids, rows, strict=True):
+        expected = np.asarray(index.embed_query(want[item_id]), dtype=np.float64)
+        _expect(row.shape, expected.shape, f"{what}: length of {item_id}'s vector")
+        cosine = float(row @ expected) / ((float(np.linalg.norm(row)) * float(np.linalg.norm(expected))) or 1.0)
+        _expect(round(cosine, 4), 1.0, f"{what}: cosine of {item_id}'s vector with its text's")

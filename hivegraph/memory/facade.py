@@ -24,6 +24,7 @@ from uuid import UUID
 
 from hivegraph.config import HivegraphSettings
 from hivegraph.memory.episodic import EpisodicMemory, EpisodicSettings
+from hivegraph.memory.exact import ExactVectors
 from hivegraph.memory.hits import MemoryHit
 from hivegraph.memory.journal import Journal, JournalEntry
 from hivegraph.memory.procedural import ProceduralMemory
@@ -99,11 +100,13 @@ class Memory:
         options: MemoryOptions | None = None,
         tenant_key: str | None = "user_id",
         max_text_chars: int = 2000,
+        exact: ExactVectors | None = None,
     ) -> Memory:
         """A memory over these parts (not opened: call `open`)."""
         store = MemoryStore(
-            space, journal=journal, projections=projections, tenant_key=tenant_key, max_text_chars=max_text_chars
-        )
+            space, journal=journal, projections=projections, tenant_key=tenant_key, max_text_chars=max_text_chars,
+            exact=exact,
+        )  # fmt: skip
         return cls(store, options=options, sources=_sources(projections))
 
     @property
@@ -216,6 +219,7 @@ async def open_memory(
     store = MemoryStore(
         space, journal=journal, projections=projections, max_text_chars=settings.memory.max_text_chars,
         tenant_key=settings.memory.tenant_key,
+        exact=ExactVectors(max_items=settings.memory.exact_max_items, max_vectors=settings.memory.exact_max_vectors),
     )  # fmt: skip
     counter = counter or TokenCounter(settings.model.model)
     memory = Memory(

@@ -59,6 +59,9 @@ class Projection(ABC):
     async def mark_applied(self, seq: int) -> None:  # noqa: B027 - optional hook
         """Record, with the projected data, that entries up to `seq` are applied (under the projection's lock)."""
 
+    def invalidate(self) -> None:  # noqa: B027 - optional hook
+        """Forget what this process caches of the projected data: another process has written to it."""
+
     async def counts(self) -> tuple[int, int]:
         """How many versions the projection holds, and how many of them as current (a cheap check at open)."""
         held = await self.fingerprints()

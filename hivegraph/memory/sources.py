@@ -10,11 +10,9 @@ and never a closed version.
 
 from __future__ import annotations
 
-import asyncio
-import heapq
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, get_args, runtime_checkable
+from typing import Protocol, get_args, runtime_checkable
 
 from hivegraph.memory.codec import META_PREFIX
 from hivegraph.memory.hits import MemoryHit
@@ -110,22 +108,14 @@ class VectorSource:
         held = await self.kinds(query.scope, query.kinds)
         if not held:
             return []
-        vector = query.vector()
-        targets = await self.projection.live(query.scope, held)
-        found = await asyncio.gather(
-            *(index.nearest(vector, k=k, where=_where(where, query)) for index, where in targets)
-        )
-        best = heapq.nsmallest(k, (pair for pairs in found for pair in pairs), key=lambda pair: (-pair[1], pair[0]))
+        best = await self.projection.nearest(query.scope, held, query.vector(), k=k, where=_time_where(query))
         return [MemoryHit(id=version_id, score=score) for version_id, score in best]
 
 
-def _where(scope_where: Filter, query: SearchQuery) -> Filter | None:
-    where: dict[str, Any] = dict(scope_where)
+def _time_where(query: SearchQuery) -> Filter | None:
     time: dict[str, float] = {}
     if query.since_us is not None:
         time["$gte"] = query.since_us / 1_000_000
     if query.until_us is not None:
         time["$lte"] = query.until_us / 1_000_000
-    if time:
-        where[TIME_KEY] = time
-    return where or None
+    return {TIME_KEY: time} if time else None

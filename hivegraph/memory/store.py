@@ -28,6 +28,7 @@ from uuid import UUID
 
 from hivegraph.errors import BackendUnavailableError, MemoryStoreError
 from hivegraph.memory.codec import SCOPE_PREFIX, micros
+from hivegraph.memory.exact import ExactVectors
 from hivegraph.memory.hits import MemoryHit
 from hivegraph.memory.journal import Batch, Journal, JournalEntry, RefusedOp, StoredVersion, UndoRequest
 from hivegraph.memory.journal_memory import InMemoryJournal
@@ -82,6 +83,7 @@ class MemoryStore:
         projections: Sequence[Projection] = (),
         max_text_chars: int = 2000,
         tenant_key: str | None = "user_id",
+        exact: ExactVectors | None = None,
     ) -> None:
         """Keep records in `journal`, their vectors in `space` (one live collection per `tenant_key` value).
 
@@ -91,11 +93,12 @@ class MemoryStore:
             projections: Further projections of the journal (the graph, say).
             max_text_chars: Longest text a record may have.
             tenant_key: The scope field that picks a version's live collection (None: one collection).
+            exact: Copies of small collections searched in-process (default: `ExactVectors()`).
 
         """
         self.space = space
         self.journal: Journal = journal or InMemoryJournal()
-        self.vectors = VectorProjection(space, tenant_key=tenant_key)
+        self.vectors = VectorProjection(space, tenant_key=tenant_key, exact=exact)
         self.projections: list[Projection] = [self.vectors, *projections]
         self.max_text_chars = max_text_chars
         self.lagging: str | None = None
@@ -183,6 +186,9 @@ class MemoryStore:
 
     async def _catch_up_locked(self, projection: Projection) -> int:
         start = await self._cursor(projection)
+        seen = self._applied.get(projection.name)
+        if seen is not None and start > seen:  # another process projected entries: what we cache may be stale
+            projection.invalidate()
         entries = await self.journal.read(after=start)
         if entries:
             await projection.project(entries)
@@ -290,7 +296,7 @@ class MemoryStore:
         scope_where = {f"{SCOPE_PREFIX}{n}": v for n, v in search.scope.fields().items()}
         closed = {**scope_where, **kinds, "valid_from": {"$lte": at}, "valid_to": {"$gte": at + 1}}
         queries = [self.vectors.history().nearest(vector, k=k, where=closed)]
-        for index, where in live:
+        for _, index, where in live:
             queries.append(index.nearest(vector, k=k, where={**where, "valid_from": {"$lte": at}}))
         found = [pair for pairs in await asyncio.gather(*queries) for pair in pairs]
         best = sorted(found, key=lambda pair: (-pair[1], pair[0]))[:k]

@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import heapq
 from collections import defaultdict
 from collections.abc import Sequence
 
 from hivegraph.memory.codec import to_item
+from hivegraph.memory.exact import ExactVectors
 from hivegraph.memory.journal import JournalEntry
 from hivegraph.memory.projection import Projection, final_versions, version_fingerprint
 from hivegraph.memory.stores.base import Filter, IndexItem, VectorIndex, VectorSpace
@@ -59,8 +61,17 @@ def live_name(tenant: str | None, kind: str) -> str:
 class VectorProjection(Projection):
     """Current versions in one collection per tenant, closed versions in `history`."""
 
-    def __init__(self, space: VectorSpace, *, tenant_key: str | None = "user_id", name: str = "vector") -> None:
+    def __init__(
+        self,
+        space: VectorSpace,
+        *,
+        tenant_key: str | None = "user_id",
+        name: str = "vector",
+        exact: ExactVectors | None = None,
+    ) -> None:
         """Project into `space`, partitioning live versions by the scope field `tenant_key` (None: one collection).
+
+        Small collections are searched from the copies in `exact` (default: `ExactVectors()`).
 
         Raises:
             ValueError: `tenant_key` is not a scope field.
@@ -69,6 +80,7 @@ class VectorProjection(Projection):
         if tenant_key is not None and tenant_key not in SCOPE_FIELDS:
             raise ValueError(f"tenant_key must be one of {SCOPE_FIELDS} or None, not {tenant_key!r}")
         self.space = space
+        self.exact = exact if exact is not None else ExactVectors()
         self.tenant_key = tenant_key
         self.name = name
         self._held_in: dict[str, set[str]] = {}
@@ -87,16 +99,43 @@ class VectorProjection(Projection):
         """The live collection that holds `record` while it is current."""
         return live_name(self.tenant(record.scope), record.kind)
 
-    async def live(self, scope: Scope, kinds: Sequence[str]) -> list[tuple[VectorIndex, Filter]]:
-        """The live collections a read in `scope` of `kinds` searches, each with the scope filter it still needs."""
+    async def live(self, scope: Scope, kinds: Sequence[str]) -> list[tuple[str, VectorIndex, Filter]]:
+        """The live collections a read in `scope` of `kinds` searches: name, index, the scope filter it still needs."""
         fields = {f"scope_{k}": v for k, v in scope.fields().items()}
         if self.tenant_key is None or self.tenant(scope) is not None:
             if self.tenant_key is not None:
                 fields.pop(f"scope_{self.tenant_key}")
             prefix = tenant_prefix(self.tenant(scope))
-            return [(self.space.collection(prefix + kind), fields) for kind in kinds]
-        names = [n for n in await self.space.names() if n.startswith(LIVE_PREFIX) and n.rsplit("-", 1)[1] in kinds]
-        return [(self.space.collection(n), fields) for n in names]
+            names = [prefix + kind for kind in kinds]
+        else:
+            live = await self.space.names()
+            names = [n for n in live if n.startswith(LIVE_PREFIX) and n.rsplit("-", 1)[1] in kinds]
+        return [(n, self.space.collection(n), fields) for n in names]
+
+    async def nearest(
+        self, scope: Scope, kinds: Sequence[str], vector: Sequence[float], *, k: int, where: Filter | None = None
+    ) -> list[tuple[str, float]]:
+        """The `k` current versions in `scope` of `kinds` nearest to `vector` (also matching `where`), best first.
+
+        A collection that needs no filter is searched exactly here when it is small (`ExactVectors`).
+        """
+        if k < 1:
+            return []
+
+        async def search(name: str, index: VectorIndex, scope_where: Filter) -> list[tuple[str, float]]:
+            combined = {**scope_where, **(where or {})}
+            if not combined:
+                found = await self.exact.nearest(name, index, vector, k=k)
+                if found is not None:
+                    return found
+            return await index.nearest(vector, k=k, where=combined or None)
+
+        found = await asyncio.gather(*(search(*target) for target in await self.live(scope, kinds)))
+        return heapq.nsmallest(k, (pair for pairs in found for pair in pairs), key=lambda pair: (-pair[1], pair[0]))
+
+    def invalidate(self) -> None:
+        """Forget the exact copies: another process has written to the collections."""
+        self.exact.clear()
 
     def history(self) -> VectorIndex:
         """The collection of closed versions."""
@@ -122,16 +161,22 @@ class VectorProjection(Projection):
             for where in self._held_in.get(item_id, ()):
                 gone[where].append(item_id)
         await self.history().upsert(closed)  # first: a crash between the two leaves a copy, never none
-        await asyncio.gather(*(self.space.collection(n).upsert(items) for n, items in opened.items()))
-        await asyncio.gather(*(self.space.collection(n).delete(ids) for n, ids in gone.items()))
+        try:
+            await asyncio.gather(*(self.space.collection(n).upsert(items) for n, items in opened.items()))
+            await asyncio.gather(*(self.space.collection(n).delete(ids) for n, ids in gone.items()))
+        finally:
+            self.exact.forget([*opened, *gone])
         if remove:
             await self.history().delete(list(remove))
 
     async def reset(self) -> None:
         """Drop every collection of the layout (the mark first, so that a reset cut short is seen as one)."""
         await self.space.set_mark(self.name, 0)
-        for name in await self._names():
-            await self.space.drop(name)
+        try:
+            for name in await self._names():
+                await self.space.drop(name)
+        finally:
+            self.exact.clear()
 
     async def applied(self) -> int | None:
         """The journal sequence kept as a mark in the space, beside the collections."""

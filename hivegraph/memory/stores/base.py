@@ -24,6 +24,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import numpy as np
+from numpy.typing import NDArray
+
 from hivegraph.memory.types import Scalar
 from hivegraph.models.embedder import Embedder
 
@@ -163,6 +166,14 @@ class VectorIndex(ABC):
     @abstractmethod
     def embed_query(self, text: str) -> list[float]:
         """The query vector of `text` by the index's embedder, from its `QueryCache`."""
+
+    async def vectors(self, *, limit: int) -> tuple[list[str], NDArray[np.float32]] | None:
+        """The ids and stored vectors (one row each) of at most `limit` items, or None if the index cannot list them.
+
+        An index holding more than `limit` items returns `limit` of them, any; ask for one more than you can
+        use to learn whether there are more.
+        """
+        return None
 
     async def count(self, *, where: Filter | None = None) -> int:
         """How many items the index holds (those matching `where`, when given)."""

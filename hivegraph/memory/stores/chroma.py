@@ -29,9 +29,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self, TypeVar, cast
 
+import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.errors import NotFoundError
+from numpy.typing import NDArray
 
 from hivegraph.config import HivegraphSettings
 from hivegraph.errors import ConfigError
@@ -232,6 +234,23 @@ class ChromaVectorIndex(VectorIndex):
             return 0
         found = await self._call(lambda: collection.get(where=cast(Any, clause.clause), include=[]))
         return len(found["ids"])
+
+    async def vectors(self, *, limit: int) -> tuple[list[str], NDArray[np.float32]]:
+        """The ids and stored vectors of at most `limit` items (none for a collection nobody has written).
+
+        Raises:
+            BackendUnavailableError: the Chroma server does not answer.
+            MemoryStoreError: Chroma refused the read.
+
+        """
+        dim = self.embedder.dim
+        collection = await self._open(create=False)
+        if collection is None or limit < 1:
+            return [], np.zeros((0, dim), dtype=np.float32)
+        found = await self._call(lambda: collection.get(limit=limit, include=cast(Any, ["embeddings"])))
+        rows = found["embeddings"]
+        matrix = np.asarray(rows if rows is not None else [], dtype=np.float32).reshape(len(found["ids"]), dim)
+        return list(found["ids"]), matrix
 
     async def drop(self) -> None:
         """Delete the collection, if there is one; the next call creates it again, empty.

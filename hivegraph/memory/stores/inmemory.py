@@ -85,6 +85,12 @@ class InMemoryVectorIndex(VectorIndex):
             self._used = True
         return [await self._run(op) for op in ops]
 
+    async def vectors(self, *, limit: int) -> tuple[list[str], npt.NDArray[np.float32]]:
+        """The ids and vectors of at most `limit` items, in id order."""
+        ids = sorted(self._vectors)[: max(limit, 0)]
+        rows = [self._vectors[i] for i in ids]
+        return ids, np.asarray(rows, dtype=np.float32).reshape(len(ids), self._embedder.dim)
+
     async def drop(self) -> None:
         """Remove every item."""
         self._items.clear()
