@@ -162,10 +162,19 @@ class Retriever:
             since_us=micros(aware(since, "since")) if since is not None else None,
             until_us=micros(aware(until, "until")) if until is not None else None,
         )  # fmt: skip
-        await self.store.catch_up()  # other writers' journaled ops (other processes too) are projected
         size = self.settings.candidates
-        found = await asyncio.gather(*(source.search(search, k=size) for source in self.sources))
-        ranked = {source.name: _ranked(hits, size) for source, hits in zip(self.sources, found, strict=True)}
+        direct = [source for source in self.sources if not source.projected]
+        projected = [source for source in self.sources if source.projected]
+
+        async def after_catch_up() -> list[list[MemoryHit]]:
+            await self.store.catch_up()  # other writers' journaled ops (other processes too) are projected
+            return await asyncio.gather(*(source.search(search, k=size) for source in projected))
+
+        first, then = await asyncio.gather(
+            asyncio.gather(*(source.search(search, k=size) for source in direct)), after_catch_up()
+        )  # the journal's own sources need no catch-up: they start at once
+        found = dict(zip([*direct, *projected], [*first, *then], strict=True))
+        ranked = {source.name: _ranked(found[source], size) for source in self.sources}
         stored = await self._load({i for r in ranked.values() for i in r.scores}, search.scope)
         for r in ranked.values():
             r.scores = {i: s for i, s in r.scores.items() if i in stored}

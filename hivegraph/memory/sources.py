@@ -67,6 +67,8 @@ class RetrievalSource(Protocol):
     """Something that finds candidate versions for a query."""
 
     name: str
+    projected: bool
+    """Whether the source reads a projection of the journal (caught up before it is searched), not the journal."""
 
     async def search(self, query: SearchQuery, *, k: int) -> list[MemoryHit]:
         """The `k` best current versions for `query` inside its scope, best first (records not loaded)."""
@@ -77,6 +79,7 @@ class KeywordSource:
     """Full-text search in the journal's own database (FTS5, PostgreSQL full-text, or the reference BM25)."""
 
     name = KEYWORD
+    projected = False
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
@@ -93,6 +96,7 @@ class VectorSource:
     """Nearest neighbours of the query vector in the live collections the scope needs."""
 
     name = VECTOR
+    projected = True
 
     def __init__(
         self, projection: VectorProjection, kinds: Callable[[Scope, Sequence[MemoryKind] | None], Awaitable[list[str]]]
