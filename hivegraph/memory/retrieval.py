@@ -191,28 +191,33 @@ class Retriever:
         }  # `scope.contains(v.scope)`, with the scope's fields read once
 
     async def _expand(self, ranked: dict[str, _Ranked], stored: dict[str, StoredVersion], query: SearchQuery) -> None:
-        turns = {i: key for i, v in stored.items() if (key := _turn_key(v)) is not None}
-        wanted = [_moved(key, step) for key in turns.values() for step in (-1, 1)]
-        found = await self.store.journal.turns(wanted, kinds=query.kinds, since_us=query.since_us,
-                                               until_us=query.until_us)  # fmt: skip
-        found = {key: v for key, v in found.items() if v.current}
-        stored.update((v.version_id, v) for v in found.values())
-        around = {i: tuple(found.get(_moved(key, step)) for step in (-1, 1)) for i, key in turns.items()}
+        """Add to each candidate a share of the scores of the turns before and after it in its session.
+
+        The turns next to a hit join the candidates, scored from their own neighbours (the hit among
+        them), so two turns away from each hit are read: one indexed read of the journal.
+        """
+        keys = {key: v for v in stored.values() if (key := _turn_key(v)) is not None}
+        wanted = {_moved(key, step) for key in keys for step in (-2, -1, 1, 2)} - keys.keys()
+        found = await self.store.journal.turns(sorted(wanted, key=_order), kinds=query.kinds,
+                                               since_us=query.since_us, until_us=query.until_us)  # fmt: skip
+        keys.update((key, v) for key, v in found.items() if v.current)
+        stored.update((v.version_id, v) for v in keys.values())
+
+        def around(i: str) -> tuple[StoredVersion | None, StoredVersion | None]:
+            key = _turn_key(stored[i])
+            return (None, None) if key is None else (keys.get(_moved(key, -1)), keys.get(_moved(key, 1)))
+
         after, before = self.settings.after_share, self.settings.before_share
         for r in ranked.values():
-            near = {n.version_id for i in r.scores for n in around.get(i, ()) if n is not None}
-            keys = set(r.scores) | near
 
             def score(v: StoredVersion | None, r: _Ranked = r) -> float:
                 return 0.0 if v is None else r.scores.get(v.version_id, r.floor)
 
-            def own(i: str, r: _Ranked = r) -> float:
-                return r.scores.get(i, r.floor)
-
+            near = {n.version_id for i in r.scores for n in around(i) if n is not None}
             expanded: dict[str, float] = {}
-            for i in keys:
-                previous, following = around.get(i, (None, None))
-                expanded[i] = own(i) + after * score(previous) + before * score(following)
+            for i in set(r.scores) | near:
+                previous, following = around(i)
+                expanded[i] = r.scores.get(i, r.floor) + after * score(previous) + before * score(following)
             r.scores = expanded
 
     def _fuse(
@@ -279,3 +284,7 @@ def _turn_key(version: StoredVersion) -> TurnKey | None:
 
 def _moved(key: TurnKey, step: int) -> TurnKey:
     return TurnKey(scope=key.scope, session_id=key.session_id, turn=key.turn + step)
+
+
+def _order(key: TurnKey) -> tuple[str, str, int]:
+    return str(key.scope), key.session_id, key.turn

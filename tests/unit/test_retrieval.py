@@ -179,3 +179,17 @@ async def test_a_hit_reached_only_through_a_neighbour_is_marked() -> None:
     assert marks["Bob: What are you researching these days?"] is False
     assert marks["Ada: Mostly adoption agencies, honestly."] is True
     assert "Bob: Nice. Mine was quiet." not in marks  # two turns away: not a neighbour
+
+
+async def test_turns_next_to_a_hit_take_a_share_of_its_score() -> None:
+    memory = make(RetrievalSettings(candidates=2, weights=KEYWORD_ONLY, after_share=0.5, before_share=0.3))
+    await add_session(memory, ADA, "s1", ["Bob: hello there", "Ada: quantum quantum quantum physics",
+                                          "Bob: fascinating stuff", "Ada: thanks"])  # fmt: skip
+    await add_session(memory, ADA, "s2", ["Ada: some physics is fun"], day=1)
+    result = await memory.recall("quantum physics", scope=ADA, k=10)
+    assert [h.text for h in result.hits] == [
+        "Ada: quantum quantum quantum physics",
+        "Bob: fascinating stuff",  # after the strong hit: half its score
+        "Bob: hello there",  # before it: a smaller share
+        "Ada: some physics is fun",  # the weak hit, with no neighbours
+    ]  # "Ada: thanks", two turns from the hit, is no candidate
