@@ -196,6 +196,12 @@ class SqliteJournal(SqlJournal):
         except sqlite3.Error as exc:
             raise BackendUnavailableError(f"sqlite journal {self.path}", str(exc)) from exc
         self._lock = threading.Lock()
+        self._busy_timeout_s = busy_timeout_s
+        self._readers: list[sqlite3.Connection] = []
+        """Idle read connections of a file journal: reads run beside each other and beside a write (WAL)."""
+        self._readers_lock = threading.Lock()
+        self._closed = False
+        self._trace: Callable[[str], object] | None = None
         self._projection_locks: dict[str, asyncio.Lock] = {}
         try:
             self._sync(self._create_schema, write=True)
@@ -225,6 +231,8 @@ class SqliteJournal(SqlJournal):
     def _sync(self, fn: Callable[[SqlConn], R], *, write: bool) -> R:
         for attempt in range(BUSY_RETRIES + 1):
             try:
+                if not write and self.path != ":memory:":
+                    return self._read_once(fn)
                 with self._lock:
                     return self._once(fn, write)
             except sqlite3.OperationalError as exc:
@@ -248,6 +256,33 @@ class SqliteJournal(SqlJournal):
             raise
         return result
 
+    def trace(self, callback: Callable[[str], object] | None) -> None:
+        """Call `callback` with every SQL statement this journal runs from now on, on any connection (None: stop)."""
+        with self._readers_lock:
+            self._trace = callback
+            for db in (self._db, *self._readers):
+                db.set_trace_callback(callback)
+
+    def _read_once(self, fn: Callable[[SqlConn], R]) -> R:
+        """Run `fn` in one read transaction (one snapshot) on an idle read connection."""
+        with self._readers_lock:
+            db = self._readers.pop() if self._readers else None
+        if db is None:
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=self._busy_timeout_s)
+            db.set_trace_callback(self._trace)
+        try:
+            db.execute("BEGIN")
+            try:
+                return fn(_Conn(db))
+            finally:
+                db.execute("COMMIT")
+        finally:
+            with self._readers_lock:
+                if self._closed:
+                    db.close()
+                else:
+                    self._readers.append(db)
+
     def _error(self, exc: sqlite3.Error) -> MemoryStoreError:
         what = "is locked by another writer (retried)" if _busy(exc) else "failed"
         return MemoryStoreError(f"sqlite journal {self.path} {what}: {exc}")
@@ -268,7 +303,12 @@ class SqliteJournal(SqlJournal):
                 os.close(fd)  # closing releases the flock
 
     async def aclose(self) -> None:
-        """Close the database."""
+        """Close the database (a read still running closes its connection when it ends)."""
+        with self._readers_lock:
+            self._closed = True
+            readers, self._readers = self._readers, []
+        for db in readers:
+            await asyncio.to_thread(db.close)
         await asyncio.to_thread(self._db.close)
 
 
