@@ -272,30 +272,42 @@ def touch_queries(users: Sequence[User], timed: Sequence[Query], asked: set[str]
 
 
 async def ingest(folder: Path, users: Sequence[User], embedder: str) -> float:
-    """Record every user's turns (one batch per session) and fill the raw collection; returns hivegraph's seconds."""
-    from hivegraph.memory.episodic import Turn
-    from hivegraph.memory.types import Scope
+    """Record every user's turns and fill the raw collection; returns hivegraph's seconds.
 
+    Each session is one `episodic.record` batch; the sessions of one user are recorded
+    concurrently (as the agents of a team write), users one after another.
+    """
     memory = await open_store(folder, embedder)
     spent = 0.0
     try:
         for number, user in enumerate(users, start=1):
-            turns = user.conversation.turns[: user.records]
-            for session in sorted({turn.session for turn in turns}):
-                batch = [
-                    Turn(speaker=t.speaker, text=t.text, occurred_at=t.occurred_at, turn=t.index)
-                    for t in turns
-                    if t.session == session
-                ]
-                started = time.perf_counter()
-                await memory.episodic.record(batch, scope=Scope(user_id=user.user_id), session_id=f"session_{session}")
-                spent += time.perf_counter() - started
+            started = time.perf_counter()
+            await _record_user(memory, user)
+            spent += time.perf_counter() - started
             if number % 20 == 0:
                 print(f"  ingested {number}/{len(users)} users", file=sys.stderr, flush=True)
         await fill_raw(folder, memory)
         return spent
     finally:
         await memory.aclose()
+
+
+async def _record_user(memory: Memory, user: User) -> None:
+    from hivegraph.memory.episodic import Turn
+    from hivegraph.memory.types import Scope
+
+    turns = user.conversation.turns[: user.records]
+    scope = Scope(user_id=user.user_id)
+
+    async def session(number: int) -> None:
+        batch = [
+            Turn(speaker=t.speaker, text=t.text, occurred_at=t.occurred_at, turn=t.index)
+            for t in turns
+            if t.session == number
+        ]
+        await memory.episodic.record(batch, scope=scope, session_id=f"session_{number}")
+
+    await asyncio.gather(*(session(number) for number in sorted({turn.session for turn in turns})))
 
 
 async def fill_raw(folder: Path, memory: Memory) -> None:

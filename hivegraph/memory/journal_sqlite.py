@@ -200,6 +200,9 @@ class SqliteJournal(SqlJournal):
         self._readers: list[sqlite3.Connection] = []
         """Idle read connections of a file journal: reads run beside each other and beside a write (WAL)."""
         self._readers_lock = threading.Lock()
+        self._quick = threading.local()
+        """Per thread, a connection that never waits for a lock: quick reads run on it without a thread hop."""
+        self._quick_all: list[sqlite3.Connection] = []
         self._closed = False
         self._trace: Callable[[str], object] | None = None
         self._projection_locks: dict[str, asyncio.Lock] = {}
@@ -224,6 +227,44 @@ class SqliteJournal(SqlJournal):
 
     async def _read(self, fn: Callable[[SqlConn], R]) -> R:
         return await asyncio.to_thread(self._sync, fn, write=False)
+
+    async def _read_quick(self, fn: Callable[[SqlConn], R]) -> R:
+        """Run `fn` in the calling thread when the database answers at once; otherwise as any read.
+
+        A read of a few indexed rows costs less than the hop to a worker thread, so it runs here,
+        on a connection whose busy timeout is zero: a database that would make it wait (a WAL
+        being recovered or reset) raises at once, and the read goes to the pool like the others.
+        """
+        if self.path == ":memory:" or self._closed:
+            return await self._read(fn)
+        db = self._quick_connection()
+        if db is not None:
+            try:
+                db.execute("BEGIN")
+                try:
+                    return fn(_Conn(db))
+                finally:
+                    db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise self._error(exc) from exc
+        return await self._read(fn)
+
+    def _quick_connection(self) -> sqlite3.Connection | None:
+        db: sqlite3.Connection | None = getattr(self._quick, "db", None)
+        if db is not None:
+            return db
+        with self._readers_lock:
+            if self._closed:
+                return None
+            try:
+                db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=0)
+            except sqlite3.Error:
+                return None
+            db.set_trace_callback(self._trace)
+            self._quick_all.append(db)
+        self._quick.db = db
+        return db
 
     async def _write(self, fn: Callable[[SqlConn], R]) -> R:
         return await asyncio.to_thread(self._sync, fn, write=True)
@@ -260,7 +301,7 @@ class SqliteJournal(SqlJournal):
         """Call `callback` with every SQL statement this journal runs from now on, on any connection (None: stop)."""
         with self._readers_lock:
             self._trace = callback
-            for db in (self._db, *self._readers):
+            for db in (self._db, *self._readers, *self._quick_all):
                 db.set_trace_callback(callback)
 
     def _read_once(self, fn: Callable[[SqlConn], R]) -> R:
@@ -306,7 +347,8 @@ class SqliteJournal(SqlJournal):
         """Close the database (a read still running closes its connection when it ends)."""
         with self._readers_lock:
             self._closed = True
-            readers, self._readers = self._readers, []
+            readers, self._readers = [*self._readers, *self._quick_all], []
+            self._quick_all = []
         for db in readers:
             await asyncio.to_thread(db.close)
         await asyncio.to_thread(self._db.close)

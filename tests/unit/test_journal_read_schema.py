@@ -3,6 +3,7 @@ rolled-back ops, the query plans of the read path, and the token encoding a jour
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -281,6 +282,7 @@ READS: dict[str, Callable[[SqliteJournal, list[MemoryRecord]], Awaitable[object]
     "facet_values": lambda j, r: j.facet_values("speaker", scope=Scope(user_id="u3")),
     "events": lambda j, r: j.events(scope=Scope(user_id="u3"), since_us=micros(T0)),
     "events_of_a_session": lambda j, r: j.events(scope=Scope(user_id="u3"), session_id="s1"),
+    "last_seq": lambda j, r: j.last_seq(),
 }
 """Reads of the read path that must be answered from indexes (user-scoped, or by key)."""
 
@@ -302,4 +304,41 @@ async def test_reads_use_indexes_not_full_scans(tmp_path: Path, name: str) -> No
     scans = [step for step in plans if step.startswith("SCAN") and "CONSTANT ROWS" not in step
              and not step.startswith(allowed)]  # fmt: skip
     assert scans == [], plans
+    await journal.aclose()
+
+
+async def test_a_quick_read_that_would_wait_is_answered_by_the_pool_without_blocking_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = SqliteJournal(tmp_path / "journal.sqlite", synchronous="OFF")
+    await _fill(journal)
+    expected = await journal.last_seq()
+    # a database held exclusively by another connection: a read there is refused at once (busy)
+    other = tmp_path / "held.sqlite"
+    with closing(sqlite3.connect(other, isolation_level=None)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE hg_ops (seq INTEGER PRIMARY KEY)")
+    holder = sqlite3.connect(other, isolation_level=None, check_same_thread=False)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("INSERT INTO hg_ops VALUES (999999)")
+    holder.execute("COMMIT")
+    refusing = sqlite3.connect(other, isolation_level=None, timeout=0)
+    monkeypatch.setattr(journal, "_quick_connection", lambda: refusing)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.005)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        assert await journal.last_seq() == expected
+    finally:
+        ticker.cancel()
+        refusing.close()
+        holder.close()
+    assert ticks >= 1  # the loop ran while the read waited for its thread
     await journal.aclose()
