@@ -19,7 +19,8 @@ failures (a backend that does not answer, a model that replies nonsense)::
     │   │   └── KeyScopeError         an idempotency key or run id belongs to another scope
     │   ├── ConflictError             the record changed since the decision saw it
     │   ├── InvalidInputError         a value cannot be stored (field)
-    │   └── JournalSchemaError        the journal was written by a newer hivegraph
+    │   ├── JournalSchemaError        the journal was written by a newer hivegraph
+    │   └── DanglingEdgeError         a graph edge names a node that is not current in its scope (edge_id, node_id)
     ├── AgentError
     │   └── InvalidDecisionError      a memory-manager decision could not be applied
     └── GraphError                    a team graph was built or run wrongly
@@ -154,6 +155,15 @@ class InvalidInputError(MemoryStoreError):
 
 class JournalSchemaError(MemoryStoreError):
     """The journal's schema version is newer than this hivegraph understands."""
+
+
+class DanglingEdgeError(MemoryStoreError):
+    """A graph edge names an end node that is missing, retired, or outside the edge's scope (not told apart)."""
+
+    def __init__(self, edge_id: str, node_id: str, scope: object) -> None:
+        super().__init__(f"edge {edge_id!r}: no current node {node_id!r} in scope {scope}")
+        self.edge_id = edge_id
+        self.node_id = node_id
 
 
 class AgentError(HivegraphError):

@@ -1,0 +1,32 @@
+"""The memory graph: G-Memory's interaction, query and insight tiers, as a projection of the journal."""
+
+from hivegraph.memory.graph.memory import InMemoryGraph
+from hivegraph.memory.graph.schema import EDGE_ENDPOINTS, MAX_HOPS, Direction, EdgeType, NodeLabel, Outcome
+from hivegraph.memory.graph.store import (
+    GraphCounts,
+    GraphEdge,
+    GraphNode,
+    GraphStore,
+    Neighbour,
+    RankedInsight,
+    Retired,
+    Subgraph,
+)
+
+__all__ = [
+    "EDGE_ENDPOINTS",
+    "MAX_HOPS",
+    "Direction",
+    "EdgeType",
+    "GraphCounts",
+    "GraphEdge",
+    "GraphNode",
+    "GraphStore",
+    "InMemoryGraph",
+    "Neighbour",
+    "NodeLabel",
+    "Outcome",
+    "RankedInsight",
+    "Retired",
+    "Subgraph",
+]
