@@ -31,11 +31,10 @@ from hivegraph.memory.journal_fulltext import SqlDialect, TextQuery
 from hivegraph.memory.journal_migrate import migrate_v1, needs_v1_migration
 from hivegraph.memory.journal_migrate3 import migrate_v3
 from hivegraph.memory.journal_sql import SqlConn, SqlJournal, UniqueViolationError
+from hivegraph.memory.sqlite_wal import BUSY_RETRIES, enter_wal, is_busy
 from hivegraph.memory.types import MemoryRecord
 
 R = TypeVar("R")
-BUSY_RETRIES = 5
-"""Attempts after `busy_timeout` ran out before a locked database is reported."""
 
 
 class _Conn(SqlConn):
@@ -191,7 +190,7 @@ class SqliteJournal(SqlJournal):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=busy_timeout_s)
-            _wal(self._db, deadline=time.monotonic() + busy_timeout_s)
+            enter_wal(self._db, deadline=time.monotonic() + busy_timeout_s)
             self._db.execute(f"PRAGMA synchronous={synchronous}")
         except sqlite3.Error as exc:
             raise BackendUnavailableError(f"sqlite journal {self.path}", str(exc)) from exc
@@ -246,7 +245,7 @@ class SqliteJournal(SqlJournal):
                 finally:
                     db.execute("COMMIT")
             except sqlite3.OperationalError as exc:
-                if not _busy(exc):
+                if not is_busy(exc):
                     raise self._error(exc) from exc
         return await self._read(fn)
 
@@ -277,7 +276,7 @@ class SqliteJournal(SqlJournal):
                 with self._lock:
                     return self._once(fn, write)
             except sqlite3.OperationalError as exc:
-                if not _busy(exc) or attempt == BUSY_RETRIES:
+                if not is_busy(exc) or attempt == BUSY_RETRIES:
                     raise self._error(exc) from exc
                 time.sleep(0.05 * 2**attempt)
             except sqlite3.Error as exc:
@@ -325,7 +324,7 @@ class SqliteJournal(SqlJournal):
                     self._readers.append(db)
 
     def _error(self, exc: sqlite3.Error) -> MemoryStoreError:
-        what = "is locked by another writer (retried)" if _busy(exc) else "failed"
+        what = "is locked by another writer (retried)" if is_busy(exc) else "failed"
         return MemoryStoreError(f"sqlite journal {self.path} {what}: {exc}")
 
     @asynccontextmanager
@@ -352,20 +351,3 @@ class SqliteJournal(SqlJournal):
         for db in readers:
             await asyncio.to_thread(db.close)
         await asyncio.to_thread(self._db.close)
-
-
-def _wal(db: sqlite3.Connection, *, deadline: float) -> None:
-    """Switch to WAL mode, waiting while another process holds the lock (the switch fails at once, unlike writes)."""
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if not _busy(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
-def _busy(exc: sqlite3.Error) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text

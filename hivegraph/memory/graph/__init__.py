@@ -2,6 +2,7 @@
 
 from hivegraph.memory.graph.memory import InMemoryGraph
 from hivegraph.memory.graph.schema import EDGE_ENDPOINTS, MAX_HOPS, Direction, EdgeType, NodeLabel, Outcome
+from hivegraph.memory.graph.sqlite import SqliteGraph
 from hivegraph.memory.graph.store import (
     GraphCounts,
     GraphEdge,
@@ -28,5 +29,6 @@ __all__ = [
     "Outcome",
     "RankedInsight",
     "Retired",
+    "SqliteGraph",
     "Subgraph",
 ]
