@@ -12,7 +12,12 @@ from hivegraph.memory.stores.inmemory import InMemorySpace
 from hivegraph.models import base
 from hivegraph.models.testing import HashEmbedder
 
-pytest_plugins = ["tests.fixtures.model_server", "tests.fixtures.chroma_server", "tests.fixtures.postgres_server"]
+pytest_plugins = [
+    "tests.fixtures.model_server",
+    "tests.fixtures.chroma_server",
+    "tests.fixtures.postgres_server",
+    "tests.fixtures.bolt_server",
+]
 
 
 @pytest.fixture(autouse=True)
