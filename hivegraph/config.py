@@ -138,10 +138,19 @@ class VectorStoreSettings(_Section):
     chroma: ChromaSettings = Field(default_factory=ChromaSettings)
 
 
-class LadybugSettings(_Section):
-    """The embedded graph database."""
+class SqliteGraphSettings(_Section):
+    """The graph in SQLite tables (the embedded default)."""
 
     path: Path | None = None
+    """The database file; the SQLite journal's own file when unset (`<data_dir>/graph.sqlite` with another journal)."""
+    synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+
+
+class LadybugSettings(_Section):
+    """The ladybug embedded graph database (one process per database)."""
+
+    path: Path | None = None
+    """The database file; `<data_dir>/graph.lbug` when unset."""
 
 
 class Neo4jSettings(_Section):
@@ -151,13 +160,16 @@ class Neo4jSettings(_Section):
     user: str = "neo4j"
     password: SecretStr = SecretStr("")
     database: str = "neo4j"
+    timeout_s: float = Field(default=10.0, gt=0)
+    """Connect and acquire timeout of the driver, and the longest a transaction is retried, in seconds."""
 
 
 class GraphStoreSettings(_Section):
-    """Which graph store holds the G-Memory hierarchy."""
+    """Which graph store holds the memory graph (G-Memory's tiers, links between records)."""
 
     model_config = ConfigDict(extra="allow", validate_default=True)
-    backend: str = "ladybug"
+    backend: str = "sqlite"
+    sqlite: SqliteGraphSettings = Field(default_factory=SqliteGraphSettings)
     ladybug: LadybugSettings = Field(default_factory=LadybugSettings)
     neo4j: Neo4jSettings = Field(default_factory=Neo4jSettings)
 
@@ -210,8 +222,8 @@ class MemoryPolicySettings(_Section):
     """Live collections of at most this many vectors are searched exactly in-process when unfiltered (0: never)."""
     exact_max_vectors: int = Field(default=131_072, ge=0)
     """Vectors held in all for those exact searches (the least recently searched collections are dropped)."""
-    projections: list[str] = Field(default_factory=list[str])
-    """Further projections of the journal, by registry name (`PROJECTIONS`), e.g. a graph."""
+    projections: list[str] = Field(default_factory=lambda: ["graph"])
+    """Further projections of the journal, by registry name (`PROJECTIONS`): the memory graph by default."""
 
 
 class RetrievalConfig(_Section):

@@ -103,8 +103,8 @@ class MemoryStoreError(HivegraphError):
 class RecordNotFoundError(MemoryStoreError):
     """An operation named a record that is not (or no longer) current."""
 
-    def __init__(self, record_id: str) -> None:
-        super().__init__(f"no current memory record with id {record_id!r}")
+    def __init__(self, record_id: str, message: str | None = None) -> None:
+        super().__init__(message or f"no current memory record with id {record_id!r}")
         self.record_id = record_id
 
 

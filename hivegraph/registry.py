@@ -129,9 +129,21 @@ PROJECTIONS: Registry[Any] = Registry(
     kind="projection",
     setting="memory.projections",
     group="hivegraph.projections",
-    builtins={},
+    builtins={"graph": "hivegraph.memory.graph.projection:GraphProjection"},
 )
 """Further projections of the journal (a graph, say); each class has `from_settings(settings)`."""
+GRAPH_STORES: Registry[Any] = Registry(
+    kind="graph store",
+    setting="graph_store.backend",
+    group="hivegraph.graph_stores",
+    builtins={
+        "sqlite": "hivegraph.memory.graph.factories:sqlite_graph",
+        "inmemory": "hivegraph.memory.graph.factories:inmemory_graph",
+        "ladybug": "hivegraph.memory.graph.factories:ladybug_graph",
+        "neo4j": "hivegraph.memory.graph.factories:neo4j_graph",
+    },
+)
+"""Functions `(settings) -> GraphStore`."""
 
 CHECKPOINTERS: Registry[Any] = Registry(
     kind="checkpointer",
@@ -151,4 +163,7 @@ def check_backends(settings: HivegraphSettings) -> None:
     EMBEDDERS.check(settings.embedder.backend)
     VECTOR_STORES.check(settings.vector_store.backend)
     JOURNALS.check(settings.journal.backend)
+    GRAPH_STORES.check(settings.graph_store.backend)
+    for name in settings.memory.projections:
+        PROJECTIONS.check(name)
     CHECKPOINTERS.check(settings.checkpointer.backend)

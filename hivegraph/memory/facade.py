@@ -16,15 +16,19 @@ services. It is built from settings (`open_memory`) or from parts (tests):
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+import re
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
 from hivegraph.config import HivegraphSettings
+from hivegraph.errors import ConflictError, InvalidInputError, RecordNotFoundError, ScopeViolationError
 from hivegraph.memory.episodic import EpisodicMemory, EpisodicSettings
 from hivegraph.memory.exact import ExactVectors
+from hivegraph.memory.graph.projection import GraphProjection
+from hivegraph.memory.graph.store import GraphStore
 from hivegraph.memory.hits import MemoryHit
 from hivegraph.memory.journal import Journal, JournalEntry
 from hivegraph.memory.procedural import ProceduralMemory
@@ -33,10 +37,13 @@ from hivegraph.memory.retrieval import Boost, Retrieval, RetrievalSettings, Retr
 from hivegraph.memory.sources import KEYWORD, VECTOR, KeywordSource, RetrievalSource, VectorSource
 from hivegraph.memory.store import ApplyResult, MemoryStore, RecordHistory
 from hivegraph.memory.stores.base import VectorSpace
-from hivegraph.memory.types import MemoryKind, MemoryOp, MemoryRecord, Scope, Source
+from hivegraph.memory.types import LinkOp, MemoryKind, MemoryOp, MemoryRecord, Scalar, Scope, Source, UnlinkOp
 from hivegraph.memory.verify import VerifyReport
+from hivegraph.memory.vocabulary import EdgeType
 from hivegraph.models.tokens import TokenCounter
 from hivegraph.registry import JOURNALS, PROJECTIONS, VECTOR_STORES, check_backends
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
@@ -162,6 +169,57 @@ class Memory:
     ) -> MemoryRecord:  # fmt: skip
         """Store one memory (an exact duplicate returns the existing one)."""
         return await self.store.add(text, scope=scope, kind=kind, actor=actor, source=source)
+
+    @property
+    def graph(self) -> GraphStore | None:
+        """The memory graph (the store of the `graph` projection), or None when no graph is projected."""
+        return next((p.graph for p in self.store.projections if isinstance(p, GraphProjection)), None)
+
+    async def link(
+        self, source_id: UUID, target_id: UUID, relation: EdgeType, *, scope: Scope, weight: float = 1.0,
+        metadata: Mapping[str, Scalar] | None = None, actor: str = "user", source: Source | None = None,
+    ) -> JournalEntry:  # fmt: skip
+        """Join two current records by a `relation` edge in `scope` (again: a NOOP, or an UPDATE of its weight).
+
+        Raises:
+            RecordNotFoundError: an end is not a current record.
+            ScopeViolationError: an end is outside `scope`.
+            InvalidInputError: an end is not of the kind the relation joins, or the two ends are one record.
+
+        """
+        op = LinkOp(source=source_id, target=target_id, relation=relation, weight=weight, metadata=dict(metadata or {}))
+        return await self._one(op, scope=scope, actor=actor, source=source)
+
+    async def unlink(
+        self, source_id: UUID, target_id: UUID, relation: EdgeType, *, scope: Scope, actor: str = "user"
+    ) -> JournalEntry:
+        """Close the `relation` link from `source_id` to `target_id` in `scope` (kept in its history; undo reopens it).
+
+        Raises:
+            RecordNotFoundError: there is no such open link in exactly `scope`.
+
+        """
+        return await self._one(
+            UnlinkOp(source=source_id, target=target_id, relation=relation), scope=scope, actor=actor
+        )
+
+    async def _one(self, op: MemoryOp, *, scope: Scope, actor: str, source: Source | None = None) -> JournalEntry:
+        """Apply one op and return its entry, or raise the refusal as the error its code names."""
+        result = await self.apply([op], scope=scope, actor=actor, source=source)
+        if not result.refused:
+            return result.applied[0]
+        refused = result.refused[0]
+        named = _UUID.search(refused.reason)
+        record_id = named.group(0) if named else ""
+        match refused.code:
+            case "not_found":
+                raise RecordNotFoundError(record_id, refused.reason)
+            case "scope":
+                raise ScopeViolationError(record_id, refused.reason)
+            case "conflict":
+                raise ConflictError(record_id, refused.reason)
+            case _:
+                raise InvalidInputError(op.event.lower(), refused.reason)
 
     async def undo(self, op_id: UUID, *, scope: Scope, actor: str = "user") -> JournalEntry:
         """Revert one op (the revert is journaled and can itself be undone)."""

@@ -263,8 +263,8 @@ class Journal(ABC):
         """The `seq` of the newest entry (0 when empty)."""
 
     @abstractmethod
-    async def counts(self) -> tuple[int, int]:
-        """How many versions the journal holds, and how many of them are current."""
+    async def counts(self, *, kinds: Sequence[MemoryKind] | None = None) -> tuple[int, int]:
+        """How many versions (of `kinds`, or of every kind) the journal holds, and how many of them are current."""
 
     @abstractmethod
     def projection_lock(self, name: str) -> AbstractAsyncContextManager[None]:

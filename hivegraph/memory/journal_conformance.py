@@ -30,7 +30,19 @@ from hivegraph.errors import ConflictError, KeyScopeError
 from hivegraph.memory.journal import Batch, BatchResult, Journal, TurnKey, UndoRequest
 from hivegraph.memory.journal_codec import micros
 from hivegraph.memory.text import tokenize
-from hivegraph.memory.types import AddOp, DeleteOp, MemoryKind, MemoryOp, MemoryRecord, NoopOp, Scalar, Scope, UpdateOp
+from hivegraph.memory.types import (
+    AddOp,
+    DeleteOp,
+    LinkOp,
+    MemoryKind,
+    MemoryOp,
+    MemoryRecord,
+    NoopOp,
+    Scalar,
+    Scope,
+    UnlinkOp,
+    UpdateOp,
+)
 from hivegraph.models.tokens import TokenCounter
 
 OpenJournal = Callable[[], Awaitable[Journal]]
@@ -137,6 +149,36 @@ async def check_update_closes_one_version_and_opens_the_next(open_journal: OpenJ
         _expect(versions[0].valid_to, later, "closed at the update's time")
         _expect([v.version for v in await journal.records(scope=ADA)], [2], "current versions")
         _expect(await journal.counts(), (2, 1), "counts")
+
+
+@_check
+async def check_links_are_records_counted_by_kind_and_never_keyword_searched(open_journal: OpenJournal) -> None:
+    """A LINK opens a `link` version (again: NOOP; new weight: UPDATE); UNLINK closes it; counts filter by kind."""
+    async with _opened(open_journal) as journal:
+        ends = [
+            (await _submit(journal, AddOp(text=f"similar task {n}", kind="query"))).applied[0].after for n in (1, 2)
+        ]
+        a, b = (end.id for end in ends if end is not None)
+        made = await _submit(journal, LinkOp(source=a, target=b, relation="SIMILAR", weight=0.5))
+        again = await _submit(journal, LinkOp(source=a, target=b, relation="SIMILAR", weight=0.5))
+        moved = await _submit(journal, LinkOp(source=a, target=b, relation="SIMILAR", weight=0.8))
+        link = made.applied[0].after
+        assert link is not None, f"LINK opened no version ({made.refused})"
+        _expect((link.kind, link.metadata["source"], link.metadata["weight"]), ("link", str(a), 0.5), "the link")
+        _expect(isinstance(again.applied[0].op, NoopOp), True, "the same link again is a NOOP")
+        _expect(moved.applied[0].after is not None and moved.applied[0].after.version, 2, "a new weight is a version")
+        _expect(await journal.counts(kinds=["link"]), (2, 1), "link versions")
+        _expect(await journal.counts(kinds=["query", "semantic"]), (2, 2), "query versions")
+        _expect(await journal.counts(kinds=[]), (0, 0), "no kinds")
+        found = await journal.keyword_search(tokenize("similar SIMILAR"), scope=ADA)
+        _expect(
+            sorted(found)[0][0].split(":")[0] in (str(a), str(b)) and len(found), 2, "only the tasks match, no link"
+        )
+        gone = await _submit(journal, UnlinkOp(source=a, target=b, relation="SIMILAR"))
+        _expect(gone.applied[0].before is not None and gone.applied[0].before.valid_to is not None, True, "closed")
+        _expect(await journal.counts(kinds=["link"]), (2, 0), "no open link")
+        missing = await _submit(journal, UnlinkOp(source=a, target=b, relation="SIMILAR"))
+        _expect([r.code for r in missing.refused], ["not_found"], "unlinking twice")
 
 
 @_check

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from hivegraph.memory.journal_codec import TextStats, index_terms
 from hivegraph.memory.text import tokenize
-from hivegraph.memory.types import MemoryKind, MemoryRecord, Scope
+from hivegraph.memory.types import SEARCHED_KINDS, MemoryKind, MemoryRecord, Scope
 
 if TYPE_CHECKING:
     from hivegraph.memory.journal_sql import SqlConn  # journal_sql imports this module
@@ -91,7 +91,9 @@ CREATE TABLE IF NOT EXISTS hg_text_totals (id INTEGER PRIMARY KEY, docs BIGINT N
 
 
 def index_version(conn: SqlConn, dialect: SqlDialect, record: MemoryRecord) -> None:
-    """Add an opened version to the full-text index and its statistics."""
+    """Add an opened version to the full-text index and its statistics (a link, which is never searched, is not)."""
+    if record.kind not in SEARCHED_KINDS:
+        return
     terms = tokenize(record.text)
     dialect.index_text(conn, record, record_tags(record), terms)
     _count_terms(conn, terms, 1)

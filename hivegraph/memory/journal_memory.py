@@ -47,7 +47,7 @@ from hivegraph.memory.journal_codec import (
 )
 from hivegraph.memory.planner import apply_batch, apply_undo, claim_key
 from hivegraph.memory.text import tokenize
-from hivegraph.memory.types import MemoryKind, MemoryRecord, Scope, utcnow
+from hivegraph.memory.types import SEARCHED_KINDS, MemoryKind, MemoryRecord, Scope, utcnow
 from hivegraph.models.tokens import FALLBACK_ENCODING, TokenCounter
 
 R = TypeVar("R")
@@ -225,9 +225,12 @@ class InMemoryJournal(Journal):
         """The `seq` of the newest entry (0 when empty)."""
         return len(self._state.entries)
 
-    async def counts(self) -> tuple[int, int]:
-        """How many versions the journal holds, and how many of them are current."""
-        return len(self._state.versions), len(self._state.open)
+    async def counts(self, *, kinds: Sequence[MemoryKind] | None = None) -> tuple[int, int]:
+        """How many versions (of `kinds`, or of every kind) the journal holds, and how many of them are current."""
+        if kinds is None:
+            return len(self._state.versions), len(self._state.open)
+        versions = [v for v in self._state.versions.values() if v.kind in kinds]
+        return len(versions), sum(1 for v in versions if v.is_current)
 
     @asynccontextmanager
     async def projection_lock(self, name: str) -> AsyncGenerator[None]:
@@ -259,7 +262,7 @@ class InMemoryJournal(Journal):
         query = index_terms(terms)
         if k <= 0 or not query:
             return []
-        docs = [(record, _terms(record.text)) for record in self._current()]
+        docs = [(record, _terms(record.text)) for record in self._current() if record.kind in SEARCHED_KINDS]
         wanted = set(query)
         held = Counter(term for _, words in docs for term in wanted.intersection(words))
         stats = TextStats(docs=len(docs), terms=sum(len(words) for _, words in docs), df=held)

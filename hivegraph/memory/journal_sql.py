@@ -393,10 +393,14 @@ class SqlJournal(Journal):
         rows = await self._read_quick(lambda conn: conn.rows("SELECT MAX(seq) FROM hg_ops"))
         return int(rows[0][0] or 0)
 
-    async def counts(self) -> tuple[int, int]:
-        """How many versions the journal holds, and how many of them are current."""
+    async def counts(self, *, kinds: Sequence[MemoryKind] | None = None) -> tuple[int, int]:
+        """How many versions (of `kinds`, or of every kind) the journal holds, and how many of them are current."""
         sql = "SELECT COUNT(*), COALESCE(SUM(CASE WHEN valid_to_us = ? THEN 1 ELSE 0 END), 0) FROM hg_versions"
-        rows = await self._read(lambda conn: conn.rows(sql, (OPEN_US,)))
+        args: list[object] = [OPEN_US]
+        if kinds is not None:
+            sql += f" WHERE kind IN ({', '.join('?' * len(kinds))})" if kinds else " WHERE 0 = 1"
+            args += kinds
+        rows = await self._read(lambda conn: conn.rows(sql, args))
         return int(rows[0][0]), int(rows[0][1])
 
     async def unreadable(self) -> list[Unreadable]:

@@ -23,9 +23,11 @@ from hivegraph.errors import (
     ScopeViolationError,
 )
 from hivegraph.memory.journal import Batch, BatchResult, JournalEntry, RefusalCode, RefusedOp, UndoRequest
+from hivegraph.memory.links import LINK, endpoint_problem, link_metadata, link_text
 from hivegraph.memory.types import (
     AddOp,
     DeleteOp,
+    LinkOp,
     MemoryKind,
     MemoryOp,
     MemoryRecord,
@@ -33,6 +35,7 @@ from hivegraph.memory.types import (
     Scalar,
     Scope,
     Source,
+    UnlinkOp,
     UpdateOp,
     text_hash,
 )
@@ -157,6 +160,8 @@ def plan(txn: JournalTxn, op: MemoryOp, batch: Batch) -> JournalEntry:
         case AddOp():
             checked_text(op.text, batch.max_text_chars)
             check_metadata(op.metadata)
+            if op.kind == LINK:
+                raise OpRefusedError("invalid", "links are written with LinkOp, not added as records")
             dup = txn.duplicate(scope, op.kind, text_hash(op.text)) if op.dedupe else None
             if dup is not None:
                 return entry.model_copy(update={"op": NoopOp(record_id=dup.id)})
@@ -170,6 +175,8 @@ def plan(txn: JournalTxn, op: MemoryOp, batch: Batch) -> JournalEntry:
             if op.metadata is not None:
                 check_metadata(op.metadata)
             before = current_in_scope(txn, op.record_id, scope, op.expected_version)
+            if before.kind == LINK:
+                raise OpRefusedError("invalid", f"record {op.record_id} is a link: change it with LinkOp or UnlinkOp")
             after = revise(before, op.text, source, now, op.metadata)
             return entry.model_copy(update={"before": close(before, now), "after": after})
         case DeleteOp():
@@ -179,6 +186,44 @@ def plan(txn: JournalTxn, op: MemoryOp, batch: Batch) -> JournalEntry:
             if op.record_id is not None:
                 current_in_scope(txn, op.record_id, scope, None)
             return entry
+        case LinkOp():
+            return plan_link(txn, op, batch, entry)
+        case UnlinkOp():
+            found = txn.duplicate(scope, LINK, text_hash(link_text(op.relation, op.source, op.target)))
+            if found is None:
+                raise OpRefusedError("not_found", f"no {op.relation} link from {op.source} to {op.target} in {scope}")
+            return entry.model_copy(update={"before": close(found, now)})
+
+
+def plan_link(txn: JournalTxn, op: LinkOp, batch: Batch, entry: JournalEntry) -> JournalEntry:
+    """The entry of a `LinkOp`: a new link, a NOOP for the same link again, or an UPDATE of its weight and metadata.
+
+    Raises:
+        OpRefusedError: an end is not a current record inside the scope, or not of the kind the relation joins.
+
+    """
+    scope, now = batch.scope, batch.at
+    check_metadata(op.metadata)
+    if op.source == op.target:
+        raise OpRefusedError("invalid", f"a link joins two records; {op.source} is linked to itself")
+    for end, record_id in (("source", op.source), ("target", op.target)):
+        record = current_in_scope(txn, record_id, scope, None)
+        problem = endpoint_problem(op.relation, end, record)
+        if problem is not None:
+            raise OpRefusedError("invalid", f"{problem} ({record_id})")
+    text = link_text(op.relation, op.source, op.target)
+    metadata = link_metadata(op.relation, op.source, op.target, op.weight, op.metadata)
+    existing = txn.duplicate(scope, LINK, text_hash(text))
+    if existing is not None:
+        if existing.metadata == metadata:
+            return entry.model_copy(update={"op": NoopOp(record_id=existing.id)})
+        after = revise(existing, text, batch.source, now).model_copy(update={"metadata": metadata})
+        return entry.model_copy(update={"before": close(existing, now), "after": after})
+    record = MemoryRecord(
+        kind=LINK, text=text, metadata=metadata, scope=scope, source=batch.source,
+        created_at=now, updated_at=now, valid_from=now,
+    )  # fmt: skip
+    return entry.model_copy(update={"after": record})
 
 
 def checked_text(text: str, max_chars: int) -> str:
@@ -308,3 +353,5 @@ def batch_key(op: MemoryOp) -> str | None:
             return f"record {op.record_id}"
         case NoopOp():
             return None
+        case LinkOp() | UnlinkOp():
+            return f"link {op.relation} {op.source} {op.target}"

@@ -12,8 +12,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from hivegraph.memory.journal import JournalEntry
-from hivegraph.memory.types import MemoryRecord
+from hivegraph.memory.journal import Journal, JournalEntry
+from hivegraph.memory.types import MemoryKind, MemoryRecord
 
 
 class Projection(ABC):
@@ -21,6 +21,8 @@ class Projection(ABC):
 
     name: str
     """Cursor name in the journal."""
+    kinds: Sequence[MemoryKind] | None = None
+    """The kinds of record whose versions it holds (None: every kind); `counts` is compared with theirs."""
 
     @property
     @abstractmethod
@@ -43,9 +45,16 @@ class Projection(ABC):
     async def fingerprints(self) -> dict[str, str]:
         """What the projection holds now: version id -> fingerprint."""
 
+    def expected(self, versions: Sequence[MemoryRecord]) -> dict[str, str]:
+        """What the projection should hold given every version in the journal: version id -> fingerprint."""
+        return {v.version_id: fp for v in versions if (fp := self.fingerprint(v)) is not None}
+
     @abstractmethod
-    async def repair(self, write: Sequence[MemoryRecord], remove: Sequence[str]) -> None:
-        """Write the final state of `write` and drop the version ids `remove`."""
+    async def repair(self, write: Sequence[MemoryRecord], remove: Sequence[str], *, seq: int = 0) -> None:
+        """Write the final state of `write` and drop the version ids `remove`.
+
+        `seq` is the journal sequence that state is as of (for a projection that stamps what it writes).
+        """
 
     async def applied(self) -> int | None:
         """The journal sequence the projection's own storage says it holds everything up to (None: it keeps none).
@@ -58,6 +67,12 @@ class Projection(ABC):
 
     async def mark_applied(self, seq: int) -> None:  # noqa: B027 - optional hook
         """Record, with the projected data, that entries up to `seq` are applied (under the projection's lock)."""
+
+    def attach(self, journal: Journal) -> None:  # noqa: B027 - optional hook
+        """Called once by the store that feeds this projection, with its journal (for reads beyond the entries)."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release the projection's own backend (the store closes the journal and the vector space)."""
 
     def invalidate(self) -> None:  # noqa: B027 - optional hook
         """Forget what this process caches of the projected data: another process has written to it."""

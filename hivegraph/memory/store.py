@@ -100,6 +100,8 @@ class MemoryStore:
         self.journal: Journal = journal or InMemoryJournal()
         self.vectors = VectorProjection(space, tenant_key=tenant_key, exact=exact)
         self.projections: list[Projection] = [self.vectors, *projections]
+        for projection in projections:
+            projection.attach(self.journal)
         self.max_text_chars = max_text_chars
         self.lagging: str | None = None
         """Why a projection is behind the journal after the last write (None when it is not)."""
@@ -148,7 +150,7 @@ class MemoryStore:
         await projection.mark_applied(self._applied[projection.name])
 
     async def _counts_agree(self, projection: Projection) -> bool:
-        return await projection.counts() == await self.journal.counts()
+        return await projection.counts() == await self.journal.counts(kinds=projection.kinds)
 
     async def catch_up(self) -> int:
         """Apply journal entries the projections have not seen; returns how many were replayed.
@@ -229,8 +231,9 @@ class MemoryStore:
         return report
 
     async def _verify_locked(self, projection: Projection, *, repair: bool, remove_extra: bool) -> list[Divergence]:
+        seq = await self.journal.last_seq()  # first: the versions read next are at least as new
         versions = await self.journal.records(scope=Scope(), all_versions=True)
-        return await verify_projection(projection, versions, repair=repair, remove_extra=remove_extra)
+        return await verify_projection(projection, versions, repair=repair, remove_extra=remove_extra, seq=seq)
 
     @asynccontextmanager
     async def _projection_lock(self, projection: Projection) -> AsyncGenerator[None]:
@@ -422,9 +425,13 @@ class MemoryStore:
             log.warning("journaled, but an index is behind (it catches up on the next call): %s", exc)
 
     async def aclose(self) -> None:
-        """Close the journal and the vector space."""
-        await self.journal.aclose()
-        await self.space.aclose()
+        """Close the projections' own backends, the journal and the vector space."""
+        try:
+            for projection in self.projections:
+                await projection.aclose()
+        finally:
+            await self.journal.aclose()
+            await self.space.aclose()
 
 
 class ReadCache:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, cast
@@ -12,8 +13,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationIn
 
 from hivegraph.errors import InvalidInputError
 from hivegraph.memory.validation import Scalar, check_metadata, check_scope_value, check_text
+from hivegraph.memory.vocabulary import EdgeType
 
-MemoryKind = Literal["episodic", "semantic", "procedural", "insight", "query", "interaction"]
+MemoryKind = Literal["episodic", "semantic", "procedural", "insight", "query", "interaction", "link"]
+"""What a record is; `link` records are the graph's edges (written by `LinkOp` / `UnlinkOp`, never searched)."""
+SEARCHED_KINDS: tuple[MemoryKind, ...] = ("episodic", "semantic", "procedural", "insight", "query", "interaction")
+"""The kinds a search looks at when it names none (every kind but `link`)."""
 SCOPE_FIELDS = ("user_id", "agent_id", "team_id", "run_id")
 
 
@@ -175,7 +180,39 @@ class NoopOp(BaseModel):
     record_id: UUID | None = None
 
 
-MemoryOp = Annotated[AddOp | UpdateOp | DeleteOp | NoopOp, Field(discriminator="event")]
+def _weight(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInputError("weight", f"must be a finite number, not {value!r}")
+    return float(value)
+
+
+class LinkOp(BaseModel):
+    """Join two current records by a typed, directed edge of the memory graph (or re-weigh the edge there is).
+
+    The link is a record of kind `link` in the batch's scope, so it has versions,
+    history and undo like any memory; both ends must be current records that
+    scope contains, of the kinds the relation joins (`hivegraph.memory.links`).
+    """
+
+    event: Literal["LINK"] = "LINK"
+    source: UUID
+    target: UUID
+    relation: EdgeType
+    weight: Annotated[float, BeforeValidator(_weight)] = 1.0
+    """The similarity of a `SIMILAR` link; 1.0 where nothing is measured."""
+    metadata: Metadata = Field(default_factory=dict[str, Scalar])
+
+
+class UnlinkOp(BaseModel):
+    """Close the link `relation` from `source` to `target` in the batch's scope; it stays in its history."""
+
+    event: Literal["UNLINK"] = "UNLINK"
+    source: UUID
+    target: UUID
+    relation: EdgeType
+
+
+MemoryOp = Annotated[AddOp | UpdateOp | DeleteOp | NoopOp | LinkOp | UnlinkOp, Field(discriminator="event")]
 
 
 class ScoredRecord(BaseModel):

@@ -41,7 +41,7 @@ from hivegraph.memory.exact import ExactVectors
 from hivegraph.memory.journal import JournalEntry
 from hivegraph.memory.projection import Projection, final_versions, version_fingerprint
 from hivegraph.memory.stores.base import Filter, IndexItem, VectorIndex, VectorSpace
-from hivegraph.memory.types import SCOPE_FIELDS, MemoryRecord, Scope
+from hivegraph.memory.types import SCOPE_FIELDS, SEARCHED_KINDS, MemoryRecord, Scope
 
 LIVE_PREFIX = "live-"
 HISTORY = "history"
@@ -83,6 +83,7 @@ class VectorProjection(Projection):
         self.exact = exact if exact is not None else ExactVectors()
         self.tenant_key = tenant_key
         self.name = name
+        self.kinds = SEARCHED_KINDS
         self._held_in: dict[str, set[str]] = {}
         """Where the last `fingerprints` found each id (so `repair` can remove ids the journal lacks)."""
 
@@ -102,6 +103,7 @@ class VectorProjection(Projection):
     async def live(self, scope: Scope, kinds: Sequence[str]) -> list[tuple[str, VectorIndex, Filter]]:
         """The live collections a read in `scope` of `kinds` searches: name, index, the scope filter it still needs."""
         fields = {f"scope_{k}": v for k, v in scope.fields().items()}
+        kinds = [kind for kind in kinds if kind in SEARCHED_KINDS]
         if self.tenant_key is None or self.tenant(scope) is not None:
             if self.tenant_key is not None:
                 fields.pop(f"scope_{self.tenant_key}")
@@ -145,12 +147,14 @@ class VectorProjection(Projection):
         """Apply the final state of each version the entries touch."""
         await self.repair(final_versions(entries), ())
 
-    async def repair(self, write: Sequence[MemoryRecord], remove: Sequence[str]) -> None:
+    async def repair(self, write: Sequence[MemoryRecord], remove: Sequence[str], *, seq: int = 0) -> None:
         """Write `write` where each belongs (moving closed versions to history); drop the ids `remove` everywhere."""
         opened: dict[str, list[IndexItem]] = defaultdict(list)
         closed: list[IndexItem] = []
         gone: dict[str, list[str]] = defaultdict(list)
         for version in write:
+            if version.kind not in SEARCHED_KINDS:  # links are graph edges, never searched by vector
+                continue
             item = to_item(version)
             if version.is_current:
                 opened[self.partition(version)].append(item)
@@ -186,8 +190,10 @@ class VectorProjection(Projection):
         """Keep `seq` as the space's mark of this projection."""
         await self.space.set_mark(self.name, seq)
 
-    def fingerprint(self, version: MemoryRecord) -> str:
-        """Every version is held: its hash and whether it is current."""
+    def fingerprint(self, version: MemoryRecord) -> str | None:
+        """Every version of a searched kind is held: its hash and whether it is current."""
+        if version.kind not in SEARCHED_KINDS:
+            return None
         return version_fingerprint(version.hash, version.is_current)
 
     async def fingerprints(self) -> dict[str, str]:

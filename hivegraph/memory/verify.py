@@ -46,10 +46,10 @@ class VerifyReport:
 
 
 async def verify_projection(
-    projection: Projection, versions: Sequence[MemoryRecord], *, repair: bool, remove_extra: bool = True
+    projection: Projection, versions: Sequence[MemoryRecord], *, repair: bool, remove_extra: bool = True, seq: int = 0
 ) -> list[Divergence]:
-    """The divergences of `projection` from the journal's `versions`; with `repair`, write the difference."""
-    expected = {v.version_id: fp for v in versions if (fp := projection.fingerprint(v)) is not None}
+    """The divergences of `projection` from the journal's `versions` (as of entry `seq`); `repair` writes them."""
+    expected = projection.expected(versions)
     found = await projection.fingerprints()
     divergences: list[Divergence] = []
     for version_id in sorted(expected.keys() | found.keys()):
@@ -62,5 +62,5 @@ async def verify_projection(
         by_id = {v.version_id: v for v in versions}
         write = [by_id[d.version_id] for d in divergences if d.kind != "extra"]
         extra = [d.version_id for d in divergences if d.kind == "extra"] if remove_extra else []
-        await projection.repair(write, extra)
+        await projection.repair(write, extra, seq=seq)
     return divergences

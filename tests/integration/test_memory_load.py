@@ -162,11 +162,11 @@ class InterleavedJournal(SqliteJournal):
     after_snapshot: Hook | None = None
     """Runs after `verify` has read the journal's versions (before it locks the index)."""
 
-    async def counts(self) -> tuple[int, int]:
+    async def counts(self, *, kinds: Sequence[MemoryKind] | None = None) -> tuple[int, int]:
         hook, self.on_counts = self.on_counts, None
         if hook is not None:
             await hook()
-        return await super().counts()
+        return await super().counts(kinds=kinds)
 
     async def records(
         self,

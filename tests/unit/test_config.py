@@ -27,7 +27,7 @@ def test_defaults_are_the_embedded_profile() -> None:
     assert settings.profile == "embedded"
     assert settings.vector_store.backend == "chroma"
     assert settings.vector_store.chroma.mode == "persistent"
-    assert settings.graph_store.backend == "ladybug"
+    assert settings.graph_store.backend == "sqlite"
     check_backends(settings)
 
 

@@ -22,7 +22,7 @@ from hivegraph.memory.graph.conformance import (
     task,
 )
 from hivegraph.memory.graph.plan import check_ids, check_node, plan_retire, plan_upsert, referenced
-from hivegraph.memory.graph.schema import EDGE_ENDPOINTS, EDGE_TYPES, MAX_HOPS
+from hivegraph.memory.vocabulary import EDGE_ENDPOINTS, EDGE_TYPES, MAX_HOPS
 
 
 async def _open() -> GraphStore:

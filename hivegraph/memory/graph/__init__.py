@@ -1,7 +1,6 @@
 """The memory graph: G-Memory's interaction, query and insight tiers, as a projection of the journal."""
 
 from hivegraph.memory.graph.memory import InMemoryGraph
-from hivegraph.memory.graph.schema import EDGE_ENDPOINTS, MAX_HOPS, Direction, EdgeType, NodeLabel, Outcome
 from hivegraph.memory.graph.sqlite import SqliteGraph
 from hivegraph.memory.graph.store import (
     GraphCounts,
@@ -13,6 +12,7 @@ from hivegraph.memory.graph.store import (
     Retired,
     Subgraph,
 )
+from hivegraph.memory.vocabulary import EDGE_ENDPOINTS, MAX_HOPS, Direction, EdgeType, NodeLabel, Outcome
 
 __all__ = [
     "EDGE_ENDPOINTS",

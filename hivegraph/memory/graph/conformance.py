@@ -25,10 +25,10 @@ from itertools import pairwise
 from typing import TypeVar, cast
 
 from hivegraph.errors import DanglingEdgeError, InvalidInputError, ScopeViolationError
-from hivegraph.memory.graph.schema import Direction, EdgeType, NodeLabel, Outcome
 from hivegraph.memory.graph.store import GraphCounts, GraphEdge, GraphNode, GraphStore, Retired
 from hivegraph.memory.types import Scope
 from hivegraph.memory.validation import Scalar
+from hivegraph.memory.vocabulary import Direction, EdgeType, NodeLabel, Outcome
 
 E = TypeVar("E", bound=Exception)
 OpenGraph = Callable[[], Awaitable[GraphStore]]

@@ -28,9 +28,9 @@ from hivegraph.memory.graph.plan import (
     score_of,
     step_of,
 )
-from hivegraph.memory.graph.schema import Direction, EdgeType, NodeLabel
 from hivegraph.memory.graph.store import GraphCounts, GraphEdge, GraphNode, Neighbour, RankedInsight, Retired, Subgraph
 from hivegraph.memory.types import Scope, ensure_scope
+from hivegraph.memory.vocabulary import Direction, EdgeType, NodeLabel
 
 
 class InMemoryGraph:

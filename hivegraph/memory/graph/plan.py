@@ -14,7 +14,10 @@ from dataclasses import dataclass, field, replace
 from typing import cast
 
 from hivegraph.errors import DanglingEdgeError, InvalidInputError, ScopeViolationError
-from hivegraph.memory.graph.schema import (
+from hivegraph.memory.graph.store import GraphEdge, GraphNode
+from hivegraph.memory.types import Scope, ensure_scope
+from hivegraph.memory.validation import check_metadata, check_scalar, check_text
+from hivegraph.memory.vocabulary import (
     EDGE_ENDPOINTS,
     EDGE_TYPES,
     MAX_HOPS,
@@ -29,9 +32,6 @@ from hivegraph.memory.graph.schema import (
     EdgeType,
     NodeLabel,
 )
-from hivegraph.memory.graph.store import GraphEdge, GraphNode
-from hivegraph.memory.types import Scope, ensure_scope
-from hivegraph.memory.validation import check_metadata, check_scalar, check_text
 
 
 @dataclass

@@ -49,10 +49,10 @@ from hivegraph.memory.graph.plan import (
     score_of,
     step_of,
 )
-from hivegraph.memory.graph.schema import Direction, EdgeType, NodeLabel
 from hivegraph.memory.graph.store import GraphCounts, GraphEdge, GraphNode, Neighbour, RankedInsight, Retired, Subgraph
 from hivegraph.memory.sqlite_wal import BUSY_RETRIES, enter_wal, is_busy
 from hivegraph.memory.types import SCOPE_FIELDS, Scope, ensure_scope
+from hivegraph.memory.vocabulary import Direction, EdgeType, NodeLabel
 
 R = TypeVar("R")
 SCHEMA_VERSION = 1

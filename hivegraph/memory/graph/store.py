@@ -26,9 +26,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from hivegraph.memory.graph.schema import Direction, EdgeType, NodeLabel
 from hivegraph.memory.types import Scope
 from hivegraph.memory.validation import Scalar
+from hivegraph.memory.vocabulary import Direction, EdgeType, NodeLabel
 
 
 @dataclass(frozen=True, slots=True)
