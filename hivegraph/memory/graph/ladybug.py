@@ -30,7 +30,6 @@ variable-length `SHORTEST` match per start node.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import threading
@@ -53,9 +52,12 @@ from hivegraph.memory.graph.plan import (
     check_seq,
     plan_retire,
     plan_upsert,
+    properties_json,
     referenced,
     score_of,
     step_of,
+    stored_scope,
+    visible,
 )
 from hivegraph.memory.graph.store import GraphCounts, GraphEdge, GraphNode, Neighbour, RankedInsight, Retired, Subgraph
 from hivegraph.memory.types import SCOPE_FIELDS, Scope, ensure_scope
@@ -168,13 +170,13 @@ class LadybugGraph:
         """The nodes with these ids in `scope`, in the order asked."""
         wanted, scope = check_ids(ids), ensure_scope(scope)
         found = {node.id: node for node in await self._run(lambda db: _nodes_by_id(db, wanted))}
-        return [node for i in wanted if (node := found.get(i)) is not None and _visible(node, scope, include_retired)]
+        return [node for i in wanted if (node := found.get(i)) is not None and visible(node, scope, include_retired)]
 
     async def get_edges(self, ids: Sequence[str], *, scope: Scope, include_retired: bool = False) -> list[GraphEdge]:
         """The edges with these ids in `scope`, in the order asked."""
         wanted, scope = check_ids(ids), ensure_scope(scope)
         found = {edge.id: edge for edge in await self._run(lambda db: _edges_by_id(db, wanted))}
-        return [edge for i in wanted if (edge := found.get(i)) is not None and _visible(edge, scope, include_retired)]
+        return [edge for i in wanted if (edge := found.get(i)) is not None and visible(edge, scope, include_retired)]
 
     async def nodes_of(self, label: NodeLabel, *, scope: Scope, limit: int | None = None) -> list[GraphNode]:
         """The current nodes of one label in `scope`, by id."""
@@ -212,7 +214,7 @@ class LadybugGraph:
         types = check_edge_types(edge_types)
 
         def read(db: ladybug.Connection) -> Subgraph:
-            nodes = {node.id: node for node in _nodes_by_id(db, starts) if _visible(node, scope, False)}
+            nodes = {node.id: node for node in _nodes_by_id(db, starts) if visible(node, scope, False)}
             if hops:
                 nodes |= {node.id: node for node, _ in _walk(db, starts, scope, hops, types, "both").values()}
             edges = sorted(_edges_among(db, nodes, scope, types), key=lambda edge: edge.id)
@@ -456,7 +458,7 @@ def _walk(
     reached: dict[str, GraphNode] = {}
     for start in _nodes_by_id(db, starts):
         first = _leaving(start.label, types, direction)
-        if not first or not _visible(start, scope, False):
+        if not first or not visible(start, scope, False):
             continue
         query = _walk_query(start.label, first, scope, hops, types, direction)
         for row in _rows(db, query, {"id": start.id} | _scope_args(scope)):
@@ -468,7 +470,7 @@ def _walk(
     for start in starts:
         fewest.pop(start, None)
     if hops > 1:
-        reached = {node.id: node for node in _nodes_by_id(db, fewest) if _visible(node, scope, False)}
+        reached = {node.id: node for node in _nodes_by_id(db, fewest) if visible(node, scope, False)}
     return {node_id: (node, fewest[node_id]) for node_id, node in reached.items() if node_id in fewest}
 
 
@@ -606,7 +608,7 @@ def _put_edges(db: ladybug.Connection, edges: Sequence[GraphEdge], known: Mappin
         keys = [{"id": row["id"], "type": type_, "source": row["source"]} for row in new]
         _rows(db, "UNWIND $rows AS r CREATE (k:HgEdgeKey {id: r.id, type: r.type, source: r.source})", {"rows": keys})
     for edge in (edge for edge in edges if edge.id in known):
-        changed = {"weight": edge.weight, "properties": _json(edge.properties), "seq": edge.seq}
+        changed = {"weight": edge.weight, "properties": properties_json(edge.properties), "seq": edge.seq}
         query = f"{_match_edge(edge)} SET e.weight = $weight, e.properties = $properties, e.seq = $seq"
         _rows(db, f"{query}, e.retired_seq = NULL", _edge_key(edge) | changed)
 
@@ -627,35 +629,23 @@ def _scope_args(scope: Scope) -> dict[str, Any]:
 
 def _node_row(node: GraphNode) -> dict[str, Any]:
     scope = {name: getattr(node.scope, name) for name in SCOPE_FIELDS}
-    return {"id": node.id, **scope, "text": node.text, "properties": _json(node.properties), "seq": node.seq}
+    return {"id": node.id, **scope, "text": node.text, "properties": properties_json(node.properties), "seq": node.seq}
 
 
 def _edge_row(edge: GraphEdge) -> dict[str, Any]:
     scope = {name: getattr(edge.scope, name) for name in SCOPE_FIELDS}
     ends = {"id": edge.id, "source": edge.source, "target": edge.target}
-    return {**ends, **scope, "weight": edge.weight, "properties": _json(edge.properties), "seq": edge.seq}
+    return {**ends, **scope, "weight": edge.weight, "properties": properties_json(edge.properties), "seq": edge.seq}
 
 
 def _node(row: Sequence[Any]) -> GraphNode:
     label, node_id, user, agent, team, run, text, properties, seq, retired_seq = row
-    return GraphNode(node_id, label, _scope(user, agent, team, run), text, json.loads(properties), seq, retired_seq)
+    return GraphNode(
+        node_id, label, stored_scope(user, agent, team, run), text, json.loads(properties), seq, retired_seq
+    )
 
 
 def _edge(row: Sequence[Any]) -> GraphEdge:
     type_, edge_id, source, target, user, agent, team, run, weight, properties, seq, retired_seq = row
-    scope = _scope(user, agent, team, run)
+    scope = stored_scope(user, agent, team, run)
     return GraphEdge(edge_id, type_, source, target, scope, weight, json.loads(properties), seq, retired_seq)
-
-
-@functools.lru_cache(maxsize=4096)
-def _scope(user_id: str | None, agent_id: str | None, team_id: str | None, run_id: str | None) -> Scope:
-    """A stored scope (scopes are frozen, so one object serves every row that has it)."""
-    return Scope(user_id=user_id, agent_id=agent_id, team_id=team_id, run_id=run_id)
-
-
-def _json(properties: Mapping[str, object]) -> str:
-    return json.dumps(dict(properties), ensure_ascii=False, separators=(",", ":"))
-
-
-def _visible(item: GraphNode | GraphEdge, scope: Scope, include_retired: bool) -> bool:
-    return (include_retired or item.retired_seq is None) and scope.contains(item.scope)

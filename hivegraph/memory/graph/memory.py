@@ -27,6 +27,7 @@ from hivegraph.memory.graph.plan import (
     plan_upsert,
     score_of,
     step_of,
+    visible,
 )
 from hivegraph.memory.graph.store import GraphCounts, GraphEdge, GraphNode, Neighbour, RankedInsight, Retired, Subgraph
 from hivegraph.memory.types import Scope, ensure_scope
@@ -77,21 +78,21 @@ class InMemoryGraph:
         wanted, scope = check_ids(ids), ensure_scope(scope)
         with self._lock:
             found = (self._nodes.get(node_id) for node_id in wanted)
-            return [node for node in found if node is not None and _visible(node, scope, include_retired)]
+            return [node for node in found if node is not None and visible(node, scope, include_retired)]
 
     async def get_edges(self, ids: Sequence[str], *, scope: Scope, include_retired: bool = False) -> list[GraphEdge]:
         """The edges with these ids in `scope`, in the order asked."""
         wanted, scope = check_ids(ids), ensure_scope(scope)
         with self._lock:
             found = (self._edges.get(edge_id) for edge_id in wanted)
-            return [edge for edge in found if edge is not None and _visible(edge, scope, include_retired)]
+            return [edge for edge in found if edge is not None and visible(edge, scope, include_retired)]
 
     async def nodes_of(self, label: NodeLabel, *, scope: Scope, limit: int | None = None) -> list[GraphNode]:
         """The current nodes of one label in `scope`, by id."""
         label, scope = check_label(label), ensure_scope(scope)
         most = check_limit(limit) if limit is not None else None
         with self._lock:
-            found = [node for node in self._nodes.values() if node.label == label and _visible(node, scope)]
+            found = [node for node in self._nodes.values() if node.label == label and visible(node, scope)]
         return sorted(found, key=lambda node: node.id)[:most]
 
     async def neighbours(
@@ -135,7 +136,7 @@ class InMemoryGraph:
         task_id, scope = check_id(task_id, "task_id"), ensure_scope(scope)
         with self._lock:
             task = self._nodes.get(task_id)
-            if task is None or task.label != "Task" or not _visible(task, scope):
+            if task is None or task.label != "Task" or not visible(task, scope):
                 return []
             steps = [self._nodes[edge.target] for edge in self._edges_at(task_id, scope, {"HAS_STEP"})]
         return sorted(steps, key=lambda node: (step_of(node), node.id))
@@ -147,7 +148,7 @@ class InMemoryGraph:
         with self._lock:
             for task_id in tasks:
                 task = self._nodes.get(task_id)
-                if task is None or task.label != "Task" or not _visible(task, scope):
+                if task is None or task.label != "Task" or not visible(task, scope):
                     continue
                 for edge in self._edges_at(task_id, scope, {"SUPPORTS"}):
                     support.setdefault(edge.target, set()).add(task_id)
@@ -191,14 +192,14 @@ class InMemoryGraph:
         """The visible current edges (of `types`, any when None) that start or end at a node."""
         for edge_id in self._touching.get(node_id, ()):
             edge = self._edges[edge_id]
-            if _visible(edge, scope) and (types is None or edge.type in types):
+            if visible(edge, scope) and (types is None or edge.type in types):
                 yield edge
 
     def _reach(
         self, starts: list[str], scope: Scope, hops: int, types: frozenset[EdgeType] | None, direction: Direction
     ) -> dict[str, int]:
         """Every visible node within `hops` of the visible `starts`, with the fewest hops it takes (starts: 0)."""
-        reached = {s: 0 for s in starts if (node := self._nodes.get(s)) is not None and _visible(node, scope)}
+        reached = {s: 0 for s in starts if (node := self._nodes.get(s)) is not None and visible(node, scope)}
         frontier = list(reached)
         for depth in range(1, hops + 1):
             step: list[str] = []
@@ -210,10 +211,6 @@ class InMemoryGraph:
                         step.append(other)
             frontier = step
         return reached
-
-
-def _visible(item: GraphNode | GraphEdge, scope: Scope, include_retired: bool = False) -> bool:
-    return (include_retired or item.retired_seq is None) and scope.contains(item.scope)
 
 
 def _across(edge: GraphEdge, node_id: str, direction: Direction) -> str | None:

@@ -27,7 +27,6 @@ a `LiteralString`). No similarity is computed here.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, LiteralString, TypeVar, cast
@@ -52,9 +51,11 @@ from hivegraph.memory.graph.plan import (
     check_seq,
     plan_retire,
     plan_upsert,
+    properties_json,
     referenced,
     score_of,
     step_of,
+    stored_scope,
 )
 from hivegraph.memory.graph.store import GraphCounts, GraphEdge, GraphNode, Neighbour, RankedInsight, Retired, Subgraph
 from hivegraph.memory.types import SCOPE_FIELDS, Scope, ensure_scope
@@ -480,19 +481,24 @@ def _grouped(items: Iterable[R], key: Callable[[R], LiteralString]) -> dict[Lite
 
 def _node_row(node: GraphNode) -> dict[str, Any]:
     scope = {name: getattr(node.scope, name) for name in SCOPE_KEYS}
-    return {"id": node.id, "text": node.text, "properties_json": _json(node.properties), "seq": node.seq} | scope
+    return {
+        "id": node.id,
+        "text": node.text,
+        "properties_json": properties_json(node.properties),
+        "seq": node.seq,
+    } | scope
 
 
 def _edge_row(edge: GraphEdge) -> dict[str, Any]:
     scope = {name: getattr(edge.scope, name) for name in SCOPE_KEYS}
-    fields = {"weight": edge.weight, "properties_json": _json(edge.properties), "seq": edge.seq}
+    fields = {"weight": edge.weight, "properties_json": properties_json(edge.properties), "seq": edge.seq}
     return {"id": edge.id, "source": edge.source, "target": edge.target} | fields | scope
 
 
 def _node(value: object) -> GraphNode:
     if not isinstance(value, Node) or len(labels := value.labels & NODE_LABELS) != 1:
         raise MemoryStoreError(f"the server returned {value!r} where a graph node was expected")
-    scope = _scope(*(value.get(name) for name in SCOPE_KEYS))
+    scope = stored_scope(*(value.get(name) for name in SCOPE_KEYS))
     label = cast(NodeLabel, next(iter(labels)))
     properties = json.loads(value["properties_json"])
     return GraphNode(value["id"], label, scope, value["text"], properties, value["seq"], value.get("retired_seq"))
@@ -501,7 +507,7 @@ def _node(value: object) -> GraphNode:
 def _edge(value: object, source: str, target: str) -> GraphEdge:
     if not isinstance(value, Relationship) or value.type not in EDGE_ENDPOINTS:
         raise MemoryStoreError(f"the server returned {value!r} where a graph edge was expected")
-    scope = _scope(*(value.get(name) for name in SCOPE_KEYS))
+    scope = stored_scope(*(value.get(name) for name in SCOPE_KEYS))
     properties = json.loads(value["properties_json"])
     return GraphEdge(
         value["id"],
@@ -514,13 +520,3 @@ def _edge(value: object, source: str, target: str) -> GraphEdge:
         value["seq"],
         value.get("retired_seq"),
     )
-
-
-@functools.lru_cache(maxsize=4096)
-def _scope(user_id: str | None, agent_id: str | None, team_id: str | None, run_id: str | None) -> Scope:
-    """A stored scope (scopes are frozen, so one object serves every item that has it)."""
-    return Scope(user_id=user_id, agent_id=agent_id, team_id=team_id, run_id=run_id)
-
-
-def _json(properties: Mapping[str, object]) -> str:
-    return json.dumps(dict(properties), ensure_ascii=False, separators=(",", ":"))

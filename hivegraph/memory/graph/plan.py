@@ -9,6 +9,8 @@ refuses the same input with the same error.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import cast
@@ -382,3 +384,19 @@ def _check_ends(edge: GraphEdge, n: int, node_at: Callable[[str], GraphNode | No
             raise InvalidInputError(
                 f"edges[{n}]", f"a {edge.type} edge joins a {want[0]} to a {want[1]}; {end!r} is a {node.label}"
             )
+
+
+@functools.lru_cache(maxsize=4096)
+def stored_scope(user_id: str | None, agent_id: str | None, team_id: str | None, run_id: str | None) -> Scope:
+    """A scope read back from a backend (scopes are frozen, so one object serves every item that has it)."""
+    return Scope(user_id=user_id, agent_id=agent_id, team_id=team_id, run_id=run_id)
+
+
+def properties_json(properties: Mapping[str, object]) -> str:
+    """Properties as backends store them: one compact JSON object."""
+    return json.dumps(dict(properties), ensure_ascii=False, separators=(",", ":"))
+
+
+def visible(item: GraphNode | GraphEdge, scope: Scope, include_retired: bool = False) -> bool:
+    """Whether a read in `scope` sees `item` (a retired one only with `include_retired`)."""
+    return (include_retired or item.retired_seq is None) and scope.contains(item.scope)

@@ -22,12 +22,11 @@ every value is a query parameter.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,9 +44,12 @@ from hivegraph.memory.graph.plan import (
     check_seq,
     plan_retire,
     plan_upsert,
+    properties_json,
     referenced,
     score_of,
     step_of,
+    stored_scope,
+    visible,
 )
 from hivegraph.memory.graph.store import GraphCounts, GraphEdge, GraphNode, Neighbour, RankedInsight, Retired, Subgraph
 from hivegraph.memory.sqlite_wal import BUSY_RETRIES, enter_wal, is_busy
@@ -164,13 +166,13 @@ class SqliteGraph:
         """The nodes with these ids in `scope`, in the order asked."""
         wanted, scope = check_ids(ids), ensure_scope(scope)
         found = {node.id: node for node in await self._read(lambda db: _nodes_by_id(db, wanted))}
-        return [node for i in wanted if (node := found.get(i)) is not None and _visible(node, scope, include_retired)]
+        return [node for i in wanted if (node := found.get(i)) is not None and visible(node, scope, include_retired)]
 
     async def get_edges(self, ids: Sequence[str], *, scope: Scope, include_retired: bool = False) -> list[GraphEdge]:
         """The edges with these ids in `scope`, in the order asked."""
         wanted, scope = check_ids(ids), ensure_scope(scope)
         found = {edge.id: edge for edge in await self._read(lambda db: _edges_by_id(db, wanted))}
-        return [edge for i in wanted if (edge := found.get(i)) is not None and _visible(edge, scope, include_retired)]
+        return [edge for i in wanted if (edge := found.get(i)) is not None and visible(edge, scope, include_retired)]
 
     async def nodes_of(self, label: NodeLabel, *, scope: Scope, limit: int | None = None) -> list[GraphNode]:
         """The current nodes of one label in `scope`, by id."""
@@ -478,35 +480,23 @@ def _put(
 
 def _node_row(node: GraphNode) -> tuple[Any, ...]:
     scope = (getattr(node.scope, name) for name in SCOPE_FIELDS)
-    return (node.id, node.label, *scope, node.text, _json(node.properties), node.seq, node.retired_seq)
+    return (node.id, node.label, *scope, node.text, properties_json(node.properties), node.seq, node.retired_seq)
 
 
 def _edge_row(edge: GraphEdge) -> tuple[Any, ...]:
     scope = (getattr(edge.scope, name) for name in SCOPE_FIELDS)
     ends = (edge.id, edge.type, edge.source, edge.target)
-    return (*ends, *scope, edge.weight, _json(edge.properties), edge.seq, edge.retired_seq)
+    return (*ends, *scope, edge.weight, properties_json(edge.properties), edge.seq, edge.retired_seq)
 
 
 def _node(row: Sequence[Any]) -> GraphNode:
     node_id, label, user, agent, team, run, text, properties, seq, retired_seq = row
-    return GraphNode(node_id, label, _scope(user, agent, team, run), text, json.loads(properties), seq, retired_seq)
+    return GraphNode(
+        node_id, label, stored_scope(user, agent, team, run), text, json.loads(properties), seq, retired_seq
+    )
 
 
 def _edge(row: Sequence[Any]) -> GraphEdge:
     edge_id, type_, source, target, user, agent, team, run, weight, properties, seq, retired_seq = row
-    scope = _scope(user, agent, team, run)
+    scope = stored_scope(user, agent, team, run)
     return GraphEdge(edge_id, type_, source, target, scope, weight, json.loads(properties), seq, retired_seq)
-
-
-@functools.lru_cache(maxsize=4096)
-def _scope(user_id: str | None, agent_id: str | None, team_id: str | None, run_id: str | None) -> Scope:
-    """A stored scope (scopes are frozen, so one object serves every row that has it)."""
-    return Scope(user_id=user_id, agent_id=agent_id, team_id=team_id, run_id=run_id)
-
-
-def _json(properties: Mapping[str, object]) -> str:
-    return json.dumps(dict(properties), ensure_ascii=False, separators=(",", ":"))
-
-
-def _visible(item: GraphNode | GraphEdge, scope: Scope, include_retired: bool) -> bool:
-    return (include_retired or item.retired_seq is None) and scope.contains(item.scope)
