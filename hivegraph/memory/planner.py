@@ -165,9 +165,11 @@ def plan(txn: JournalTxn, op: MemoryOp, batch: Batch) -> JournalEntry:
             dup = txn.duplicate(scope, op.kind, text_hash(op.text)) if op.dedupe else None
             if dup is not None:
                 return entry.model_copy(update={"op": NoopOp(record_id=dup.id)})
+            if op.record_id is not None and txn.latest(op.record_id) is not None:
+                raise OpRefusedError("conflict", f"record id {op.record_id} is taken")
             record = MemoryRecord(
-                kind=op.kind, text=op.text, metadata=op.metadata, scope=scope, source=source,
-                created_at=now, updated_at=now, valid_from=now,
+                id=op.record_id or uuid4(), kind=op.kind, text=op.text, metadata=op.metadata, scope=scope,
+                source=source, created_at=now, updated_at=now, valid_from=now,
             )  # fmt: skip
             return entry.model_copy(update={"after": record})
         case UpdateOp():
@@ -347,6 +349,8 @@ def revise(
 def batch_key(op: MemoryOp) -> str | None:
     """What an op changes, so one batch never changes the same thing twice."""
     match op:
+        case AddOp() if op.record_id is not None:
+            return f"record {op.record_id}"
         case AddOp():
             return f"text {text_hash(op.text)[:12]}" if op.dedupe else None
         case UpdateOp() | DeleteOp():

@@ -150,6 +150,8 @@ class AddOp(BaseModel):
     metadata: Metadata = Field(default_factory=dict[str, Scalar])
     dedupe: bool = True
     """Turn an exact duplicate of a current record into a NOOP (facts); False for events that recur."""
+    record_id: UUID | None = None
+    """The id the new record takes (so later ops of the same batch can link to it); a new one when None."""
 
 
 class UpdateOp(BaseModel):

@@ -286,3 +286,25 @@ async def test_two_processes_linking_at_once_then_killed_leave_a_graph_that_veri
         assert len(found) == len(links)
     finally:
         await memory.aclose()
+
+
+async def test_a_task_its_steps_and_their_links_are_written_in_one_batch(memory: Memory) -> None:
+    task, step = uuid4(), uuid4()
+    ops = [
+        AddOp(record_id=task, text="plan a dinner", kind="query"),
+        AddOp(record_id=step, text="planner: book a table", kind="interaction", metadata={"step": 0}),
+        LinkOp(source=task, target=step, relation="HAS_STEP"),
+    ]
+    result = await memory.apply(ops, scope=TEAM, actor="team", idempotency_key="run-1")
+    assert not result.refused and [e.after.id for e in result.applied if e.after] == [
+        task,
+        step,
+        result.applied[2].after.id if result.applied[2].after else None,
+    ]
+    assert [n.id for n in await graph_of(memory).trajectory(str(task), scope=TEAM)] == [str(step)]
+    replayed = await memory.apply(ops, scope=TEAM, actor="team", idempotency_key="run-1")
+    assert [e.op_id for e in replayed.applied] == [
+        e.op_id for e in result.applied
+    ]  # a replayed step writes nothing twice
+    taken = await memory.apply([AddOp(record_id=task, text="another task", kind="query")], scope=TEAM, actor="t")
+    assert [r.code for r in taken.refused] == ["conflict"]
