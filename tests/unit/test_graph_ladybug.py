@@ -5,12 +5,9 @@ text that looks like a query stored as data."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from itertools import pairwise
 from pathlib import Path
 from typing import cast
@@ -23,7 +20,9 @@ from hivegraph.memory.graph.conformance import ADA, GRAPH_CHECKS, graph_checks, 
 from hivegraph.memory.graph.ladybug import HELD_ELSEWHERE, LadybugGraph
 from hivegraph.memory.types import Scope
 from hivegraph.memory.vocabulary import Direction, EdgeType, NodeLabel
+from tests.unit.graph_crash import expect_whole_batches, stream_and_kill
 
+BACKEND = "hivegraph.memory.graph.ladybug:LadybugGraph"
 ROOT = Path(__file__).resolve().parents[2]
 OPENER = """
 import asyncio, sys
@@ -43,22 +42,6 @@ async def main(path: str) -> None:
 asyncio.run(main(sys.argv[1]))
 """
 """Opens the graph at `path`: prints the refusal, or what it read."""
-STREAMER = """
-import asyncio, sys
-from itertools import pairwise
-from hivegraph.memory.graph.conformance import edge, task
-from hivegraph.memory.graph.ladybug import LadybugGraph
-
-async def main(path: str, size: int, first: int) -> None:
-    graph = LadybugGraph(path)
-    for seq in range(first, first + 100_000):
-        ids = [f"b{seq}-{i}" for i in range(size)]
-        await graph.upsert([task(i) for i in ids], [edge("SIMILAR", a, b) for a, b in pairwise(ids)], seq=seq)
-        print(seq, flush=True)
-
-asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
-"""
-"""Upserts batches of `size` tasks in a chain, one per seq from `first` on, printing each seq once acknowledged."""
 FAILED_BEGIN = """
 import asyncio, sys
 import ladybug
@@ -171,38 +154,16 @@ def test_a_connection_whose_begin_failed_is_replaced_not_reused(tmp_path: Path) 
     assert after == "after: ['a', 'c']"
 
 
-def _stream_and_kill(path: Path, size: int, first: int, fraction: float) -> list[int]:
-    """Start the streamer at seq `first`, SIGKILL it `fraction` of a batch after an acknowledgement; the seqs acked."""
-    streamer = _python(STREAMER, path, size, first)
-    assert streamer.stdout is not None, streamer.stderr
-    acknowledged = [int(streamer.stdout.readline()) for _ in range(3)]
-    started = time.monotonic()
-    acknowledged += [int(streamer.stdout.readline()) for _ in range(5)]
-    time.sleep((time.monotonic() - started) / 5 * fraction)
-    os.kill(streamer.pid, signal.SIGKILL)
-    rest, err = streamer.communicate(timeout=30)
-    assert streamer.returncode == -signal.SIGKILL, err
-    return acknowledged + [int(line) for line in rest.split()]
-
-
 async def test_writers_killed_mid_stream_leave_every_acknowledged_batch_whole_and_no_half_batch(
     tmp_path: Path,
 ) -> None:
     path, size, acknowledged = tmp_path / "graph.lbug", 200, [0]
     for fraction in (0.2, 0.5, 0.8):  # a restarted writer replays the batch after its last acknowledged one
-        acknowledged += _stream_and_kill(path, size, acknowledged[-1] + 1, fraction)
+        acknowledged += stream_and_kill(
+            "hivegraph.memory.graph.ladybug:LadybugGraph", path, size, acknowledged[-1] + 1, fraction
+        )
     graph = LadybugGraph(path)
-    for seq in range(1, acknowledged[-1] + 3):
-        ids = [f"b{seq}-{i}" for i in range(size)]
-        found = len(await graph.get_nodes(ids, scope=ADA))
-        chained = len(await graph.neighbours([ids[0]], scope=ADA, hops=4))
-        if seq in acknowledged:
-            assert (found, chained) == (size, 4), f"acknowledged batch {seq}"
-        else:
-            assert (found, chained) in [(size, 4), (0, 0)], f"batch {seq} is half there"
-    counts = await graph.counts()
-    assert counts.nodes % size == 0
-    assert counts.edges == counts.nodes // size * (size - 1)
+    await expect_whole_batches(graph, acknowledged, size)
     await graph.aclose()
 
 

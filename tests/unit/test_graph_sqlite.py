@@ -4,8 +4,6 @@ mid-write, the query plans of the reads, and the file it cannot open."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -28,7 +26,9 @@ from hivegraph.errors import (
 from hivegraph.memory.graph import GraphCounts, GraphEdge, GraphNode, GraphStore, InMemoryGraph, SqliteGraph
 from hivegraph.memory.graph.conformance import ADA, GRAPH_CHECKS, edge, graph_checks, insight, message, task
 from hivegraph.memory.journal_sqlite import SqliteJournal
+from tests.unit.graph_crash import expect_whole_batches, stream_and_kill
 
+BACKEND = "hivegraph.memory.graph.sqlite:SqliteGraph"
 ROOT = Path(__file__).resolve().parents[2]
 WRITER = """
 import asyncio, sys, time
@@ -52,22 +52,6 @@ async def main(path: str, name: str, batches: int, size: int, go: str) -> None:
 asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]))
 """
 """Writes `batches` upserts of `size` tasks, each joined to the hub, once the file `go` exists."""
-STREAMER = """
-import asyncio, sys
-from itertools import pairwise
-from hivegraph.memory.graph import SqliteGraph
-from hivegraph.memory.graph.conformance import edge, task
-
-async def main(path: str, size: int, first: int) -> None:
-    graph = SqliteGraph(path)
-    for seq in range(first, first + 100_000):
-        ids = [f"b{seq}-{i}" for i in range(size)]
-        await graph.upsert([task(i) for i in ids], [edge("SIMILAR", a, b) for a, b in pairwise(ids)], seq=seq)
-        print(seq, flush=True)
-
-asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
-"""
-"""Upserts batches of `size` tasks in a chain, one per seq from `first` on, printing each seq once acknowledged."""
 
 
 def _python(script: str, *args: object) -> subprocess.Popen[str]:
@@ -119,40 +103,18 @@ async def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> Non
     await graph.aclose()
 
 
-def _stream_and_kill(path: Path, size: int, first: int, fraction: float) -> list[int]:
-    """Start the streamer at seq `first`, SIGKILL it `fraction` of a batch after an acknowledgement; the seqs acked."""
-    streamer = _python(STREAMER, path, size, first)
-    assert streamer.stdout is not None, streamer.stderr
-    acknowledged = [int(streamer.stdout.readline()) for _ in range(5)]
-    started = time.monotonic()
-    acknowledged += [int(streamer.stdout.readline()) for _ in range(5)]
-    time.sleep((time.monotonic() - started) / 5 * fraction)
-    os.kill(streamer.pid, signal.SIGKILL)
-    rest, _ = streamer.communicate(timeout=30)
-    assert streamer.returncode == -signal.SIGKILL
-    return acknowledged + [int(line) for line in rest.split()]
-
-
 async def test_writers_killed_mid_stream_leave_every_acknowledged_batch_whole_and_no_half_batch(
     tmp_path: Path,
 ) -> None:
     path, size, acknowledged = tmp_path / "graph.sqlite", 300, [0]
     for fraction in (0.2, 0.5, 0.8):  # a restarted writer replays the batch after its last acknowledged one
-        acknowledged += _stream_and_kill(path, size, acknowledged[-1] + 1, fraction)
+        acknowledged += stream_and_kill(
+            "hivegraph.memory.graph.sqlite:SqliteGraph", path, size, acknowledged[-1] + 1, fraction
+        )
         with closing(sqlite3.connect(path)) as db:
             assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     graph = SqliteGraph(path)
-    for seq in range(1, acknowledged[-1] + 3):
-        ids = [f"b{seq}-{i}" for i in range(size)]
-        found = len(await graph.get_nodes(ids, scope=ADA))
-        chained = len(await graph.neighbours([ids[0]], scope=ADA, hops=4))
-        if seq in acknowledged:
-            assert (found, chained) == (size, 4), f"acknowledged batch {seq}"
-        else:
-            assert (found, chained) in [(size, 4), (0, 0)], f"batch {seq} is half there"
-    counts = await graph.counts()
-    assert counts.nodes % size == 0
-    assert counts.edges == counts.nodes // size * (size - 1)
+    await expect_whole_batches(graph, acknowledged, size)
     await graph.aclose()
 
 
