@@ -308,3 +308,14 @@ async def test_a_task_its_steps_and_their_links_are_written_in_one_batch(memory:
     ]  # a replayed step writes nothing twice
     taken = await memory.apply([AddOp(record_id=task, text="another task", kind="query")], scope=TEAM, actor="t")
     assert [r.code for r in taken.refused] == ["conflict"]
+
+
+async def test_hostile_link_metadata_is_refused_naming_the_field_and_writes_nothing(memory: Memory) -> None:
+    a, b = await record(memory, "task a", "query"), await record(memory, "task b", "query")
+    with pytest.raises(InvalidInputError, match="metadata"):
+        LinkOp(source=a, target=b, relation="SIMILAR", metadata={"note": "bad \udc80 text"})
+    before = await memory.journal.last_seq()
+    smuggled = LinkOp.model_construct(source=a, target=b, relation="SIMILAR", weight=1.0, metadata={"n": float("nan")})
+    result = await memory.apply([smuggled], scope=TEAM, actor="t")
+    assert [r.code for r in result.refused] == ["invalid"] and "metadata.n" in result.refused[0].reason
+    assert await memory.journal.last_seq() == before and await edges(memory) == set()
