@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 from uuid import UUID
 
@@ -19,17 +19,20 @@ from langgraph.graph.state import CompiledStateGraph
 from hivegraph.agents.base import Agent
 from hivegraph.agents.distiller import LearnResult, ProcedureDistiller
 from hivegraph.agents.manager import MemoryManager
+from hivegraph.agents.reflector import Reflector, TrajectorySummarizer
 from hivegraph.config import HivegraphSettings, load_settings
 from hivegraph.errors import GraphError
 from hivegraph.graphs.context import TeamContext
+from hivegraph.graphs.nodes import learn_in_gmemory
 from hivegraph.graphs.patterns import pipeline
 from hivegraph.graphs.state import RecalledState, TeamState, TurnState, WrittenState
 from hivegraph.memory.facade import Memory, open_memory
+from hivegraph.memory.gmemory import GMemory, InsightChange
 from hivegraph.memory.types import Scope, Source
 from hivegraph.models.base import ChatModel
 from hivegraph.registry import CHAT_MODELS, CHECKPOINTERS, check_backends
 
-__all__ = ["Hivegraph", "Team", "TeamRun", "open_hivegraph", "open_memory"]
+__all__ = ["Hivegraph", "Team", "TeamLearned", "TeamRun", "open_hivegraph", "open_memory"]
 
 
 @dataclass
@@ -42,6 +45,15 @@ class TeamRun:
     recalled: dict[str, list[RecalledState]]
     written: list[WrittenState]
     refused: list[str]
+    shown_insights: list[str] = field(default_factory=list[str])
+    """The G-Memory insights the agents were shown (what `Team.learn` rescores)."""
+
+
+@dataclass
+class TeamLearned(LearnResult):
+    """What `Team.learn` did: the procedure part (Memp) and the G-Memory insights it rescored or revised."""
+
+    insights: list[InsightChange] = field(default_factory=list[InsightChange])
 
 
 @dataclass
@@ -64,14 +76,28 @@ class Team:
         await self.app.memory.store.claim_run(run_id, scope=self.scope)
         return await self._invoke({"task": task, "turns": []}, run_id)
 
-    async def learn(self, run: TeamRun, *, success: bool) -> LearnResult:
-        """Tell the team how a run went: procedures it used are scored, a successful run is distilled (Memp)."""
+    async def learn(self, run: TeamRun, *, success: bool) -> TeamLearned:
+        """Tell the team how a run went.
+
+        Procedures it used are scored and a successful run is distilled (Memp);
+        with G-Memory on, the run's task gets its outcome, the insights the agents
+        were shown gain or lose score, and the reflector revises the insights.
+        Learning from the same run twice changes no score twice.
+        """
         trajectory = [("user", run.task)] + [(turn["agent"], turn["content"]) for turn in run.turns]
         used = [UUID(m["id"]) for ms in run.recalled.values() for m in ms if m["kind"] == "procedural"]
-        return await self.app.distiller.learn(
+        learned = await self.app.distiller.learn(
             self.app.memory.procedural, run.task, trajectory, success=success, scope=self.scope,
             used=list(dict.fromkeys(used)), source=Source(run_id=run.run_id, agent="learn"),
         )  # fmt: skip
+        result = TeamLearned(**vars(learned))
+        context = self.app.context(self.agents, scope=self.scope, run_id=run.run_id)
+        if context.gmemory:
+            result.insights = await learn_in_gmemory(
+                context, run.task, run.turns, GMemory.task_id(self.scope, run.run_id),
+                "success" if success else "failure", run.shown_insights,
+            )  # fmt: skip
+        return result
 
     async def resume(self, run_id: str) -> TeamRun:
         """Continue a checkpointed run of this scope from where it stopped.
@@ -96,6 +122,7 @@ class Team:
             recalled=state.get("recalled", {}),
             written=state.get("written", []),
             refused=state.get("refused", []),
+            shown_insights=state.get("shown_insights", []),
         )
 
 
@@ -109,6 +136,8 @@ class Hivegraph:
     manager: MemoryManager
     checkpointer: BaseCheckpointSaver[str]
     distiller: ProcedureDistiller
+    reflector: Reflector | None = None
+    """Draws G-Memory insights after tasks (None: G-Memory off, or no reflection)."""
 
     def team(self, agents: Sequence[Agent], *, scope: Scope) -> Team:
         """A pipeline team of `agents` reading and writing memory in `scope`."""
@@ -117,9 +146,13 @@ class Hivegraph:
 
     def context(self, agents: dict[str, Agent], *, scope: Scope, run_id: str) -> TeamContext:
         """The run-time context of one run."""
+        config = self.settings.gmemory
+        on = config.enabled and self.memory.graph is not None
         return TeamContext(
-            model=self.model, memory=self.memory, manager=self.manager, scope=scope, run_id=run_id, agents=agents
-        )
+            model=self.model, memory=self.memory, manager=self.manager, scope=scope, run_id=run_id, agents=agents,
+            gmemory=on, reflector=self.reflector if on else None,
+            summarize=TrajectorySummarizer(self.model) if on and config.model_summaries else None,
+        )  # fmt: skip
 
 
 @asynccontextmanager
@@ -150,4 +183,6 @@ async def open_hivegraph(
         yield Hivegraph(
             settings=settings, model=chat, memory=memory, manager=manager, checkpointer=checkpointer,
             distiller=ProcedureDistiller(chat, max_trajectory_chars=policy.max_trajectory_chars),
+            reflector=Reflector(chat, memory, max_retries=settings.model.max_retries)
+            if settings.gmemory.reflect else None,
         )  # fmt: skip

@@ -251,6 +251,26 @@ PROFILES: dict[str, dict[str, Any]] = {
     "embedded": {},
     "server": {
         "vector_store": {"chroma": {"mode": "http"}},
+class GMemoryConfig(_Section):
+    """How a team's G-Memory links tasks, retrieves and scores insights (scores: the G-Memory reference code)."""
+
+    enabled: bool = True
+    """Teams recall from and record into G-Memory (needs `graph` in `memory.projections`)."""
+    similar_links: int = Field(default=3, ge=0, le=50)
+    """`SIMILAR` links a new task gets to its nearest earlier tasks."""
+    similarity_threshold: float = Field(default=0.5, ge=-1.0, le=1.0)
+    """The least cosine similarity of a `SIMILAR` link (measured for MiniLM: benchmarks/gmemory_retrieval.py)."""
+    similar_tasks: int = Field(default=3, ge=0, le=50)
+    insights: int = Field(default=5, ge=0, le=50)
+    trajectories: int = Field(default=2, ge=0, le=10)
+    token_budget: int = Field(default=600, ge=0)
+    """Tokens of G-Memory context per agent (insights first, then trajectories)."""
+    reflect: bool = True
+    """After each task with an outcome, the reflector proposes insight ops (one model call)."""
+    model_summaries: bool = False
+    """Trajectories are summarised by the model instead of condensed by rules (for capable models)."""
+
+
         "graph_store": {"backend": "neo4j"},
         "journal": {"backend": "postgres"},
         "checkpointer": {"backend": "postgres"},
@@ -284,6 +304,7 @@ class HivegraphSettings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _apply_profile(cls, data: Any) -> Any:
+    gmemory: GMemoryConfig = Field(default_factory=GMemoryConfig)
         if not isinstance(data, dict):
             return data
         given = cast(dict[str, Any], data)

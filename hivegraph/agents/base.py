@@ -16,6 +16,8 @@ class MemoryPolicy:
     read_kinds: tuple[MemoryKind, ...] = ("semantic", "episodic", "procedural")
     k: int = 5
     token_budget: int = 600
+    gmemory: bool = True
+    """Whether the agent sees the team's G-Memory (insights for its role, trajectories of similar tasks)."""
 
 
 @dataclass(frozen=True)

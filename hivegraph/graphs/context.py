@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from hivegraph.agents.base import Agent
 from hivegraph.agents.manager import MemoryManager
+from hivegraph.agents.reflector import Reflector
 from hivegraph.memory.facade import Memory
+from hivegraph.memory.gmemory import Summarize
 from hivegraph.memory.types import Scope
 from hivegraph.models.base import ChatModel
 
@@ -23,3 +25,9 @@ class TeamContext:
     """Where the team reads and writes memory (a run id is added to what it writes)."""
     run_id: str
     agents: dict[str, Agent]
+    gmemory: bool = False
+    """Whether the team recalls from and records into G-Memory (the memory must project a graph)."""
+    reflector: Reflector | None = None
+    """Draws insights after a task whose outcome is known (None: outcomes and rewards only)."""
+    summarize: Summarize | None = None
+    """Writes trajectories for recall instead of the rule-based condensation (capable models)."""

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
+from uuid import UUID
 
 from langgraph.runtime import Runtime
 
 from hivegraph.agents.base import Agent, ContextBlock, Turn
 from hivegraph.graphs.context import TeamContext
 from hivegraph.graphs.state import RecalledState, TeamState, TurnState, WrittenState
+from hivegraph.memory.condense import StepText
 from hivegraph.memory.episodic import Turn as Episode
+from hivegraph.memory.gmemory import InsightChange, Step
 from hivegraph.memory.hits import MemoryHit
 from hivegraph.memory.journal import JournalEntry
 from hivegraph.memory.procedural import Procedure, render
 from hivegraph.memory.types import Source, utcnow
+from hivegraph.memory.vocabulary import Outcome
 from hivegraph.models.base import Message, assistant, user
 from hivegraph.models.tokens import TokenCounter, pack
+
+GMEMORY = "gmemory"
+"""The kind of the recalled block that carries an agent's G-Memory context."""
 
 
 class Node(Protocol):
@@ -30,7 +37,11 @@ class Node(Protocol):
 
 
 async def recall(state: TeamState, *, runtime: Runtime[TeamContext]) -> dict[str, Any]:
-    """Find each agent's memories for the task, packed into that agent's token budget."""
+    """Find each agent's memories for the task, packed into that agent's token budget.
+
+    With G-Memory on, each agent also gets one block: the insights for its role
+    and the condensed trajectories of similar tasks that succeeded.
+    """
     ctx = runtime.context
     counter = ctx.memory.counter
     recalled: dict[str, list[RecalledState]] = {}
@@ -39,7 +50,18 @@ async def recall(state: TeamState, *, runtime: Runtime[TeamContext]) -> dict[str
         found = await ctx.memory.recall(state["task"], scope=ctx.scope, k=policy.k, kinds=policy.read_kinds)
         kept = pack(found.hits, policy.token_budget, count=lambda h: _tokens(h, counter)).items
         recalled[name] = [_recalled(hit) for hit in kept]
-    return {"recalled": recalled}
+    if not ctx.gmemory or not any(agent.memory.gmemory for agent in ctx.agents.values()):
+        return {"recalled": recalled}
+    team = await ctx.memory.gmemory.retrieve(state["task"], scope=ctx.scope, summarize=ctx.summarize)
+    shown: list[str] = []
+    for name, agent in ctx.agents.items():
+        text = team.render(role=name) if agent.memory.gmemory else ""
+        if text:
+            top = team.tasks[0]
+            recalled[name].append(RecalledState(id=str(top.id), kind=GMEMORY, text=text, score=top.similarity,
+                                                run_id=None))  # fmt: skip
+            shown += [str(i.id) for i in team.insights_for(name)]
+    return {"recalled": recalled, "shown_insights": list(dict.fromkeys(shown))}
 
 
 def agent_node(agent: Agent) -> Node:
@@ -59,10 +81,12 @@ def agent_node(agent: Agent) -> Node:
 
 
 async def consolidate(state: TeamState, *, runtime: Runtime[TeamContext]) -> dict[str, Any]:
-    """Write the run as episodic memory, then let the memory manager update the facts.
+    """Write the run as episodic memory, let the memory manager update the facts, and record it in G-Memory.
 
-    Both writes are keyed by the run id, so a resumed run that replays this step
-    writes nothing twice.
+    Every write is keyed by the run id, so a resumed run that replays this step
+    writes nothing twice. G-Memory gets the task and its interaction graph; when
+    the state carries an outcome, the insights shown are rescored and the
+    reflector draws new ones.
     """
     ctx = runtime.context
     source = Source(run_id=ctx.run_id, agent="consolidate")
@@ -82,7 +106,43 @@ async def consolidate(state: TeamState, *, runtime: Runtime[TeamContext]) -> dic
         )
         written += [_written(entry) for entry in managed.applied]
         refused += [f"{r.op.event}: {r.reason}" for r in managed.refused]
+    if ctx.gmemory:
+        written += await _record_in_gmemory(state, ctx)
     return {"written": written, "refused": refused}
+
+
+async def _record_in_gmemory(state: TeamState, ctx: TeamContext) -> list[WrittenState]:
+    """Record the task and its interaction graph; with a known outcome, rescore and reflect."""
+    turns = state.get("turns", [])
+    steps = [Step(agent=t["agent"], content=t["content"]) for t in turns]
+    outcome = state.get("outcome")
+    task = await ctx.memory.gmemory.record_task(
+        state["task"], steps, scope=ctx.scope, run_id=ctx.run_id, outcome=outcome, actor="consolidate"
+    )
+    written = [WrittenState(event="ADD", record_id=str(task.task.id), kind=task.task.kind, text=task.task.text)]
+    if outcome is not None:
+        lesson = await learn_in_gmemory(
+            ctx, state["task"], turns, task.task.id, outcome, state.get("shown_insights", [])
+        )
+        written += [_written(e) for change in lesson for e in change.entries if e.after is not None]
+    return written
+
+
+async def learn_in_gmemory(
+    ctx: TeamContext, task: str, turns: Sequence[TurnState], task_id: UUID, outcome: Outcome, shown: Sequence[str]
+) -> list[InsightChange]:
+    """Set a recorded task's outcome, rescore the insights shown, and let the reflector revise the insights."""
+    shown_ids = [UUID(i) for i in shown]
+    if ctx.reflector is None:
+        await ctx.memory.gmemory.set_outcome(task_id, outcome, scope=ctx.scope)
+        return await ctx.memory.gmemory.reward(
+            shown_ids, task_id=task_id, success=outcome == "success", scope=ctx.scope
+        )
+    steps = [StepText(t["agent"], t["content"], n) for n, t in enumerate(turns)]
+    lesson = await ctx.reflector.learn(
+        task, steps, outcome=outcome, task_id=task_id, scope=ctx.scope, shown=shown_ids, roles=list(ctx.agents)
+    )
+    return lesson.rewards + (lesson.reflection.changes if lesson.reflection is not None else [])
 
 
 def _transcript(task: str, turns: list[TurnState]) -> list[Message]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Required, TypedDict
+from typing import Annotated, Literal, Required, TypedDict
 
 
 class TurnState(TypedDict):
@@ -41,3 +41,7 @@ class TeamState(TypedDict, total=False):
     """Memories recalled per agent name."""
     written: list[WrittenState]
     refused: list[str]
+    outcome: Literal["success", "failure"]
+    """How the task ended, when the input or a judging node says so (G-Memory learns from it)."""
+    shown_insights: list[str]
+    """Ids of the G-Memory insights the agents were shown (scored by the outcome)."""

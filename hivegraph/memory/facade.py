@@ -10,8 +10,9 @@ services. It is built from settings (`open_memory`) or from parts (tests):
   `memory.projections` (the graph, next);
 - the **retriever** over the retrieval sources (vector and keyword; a
   projection that is also a source, such as a graph, joins them);
-- the **kinds**: `episodic`, `procedural`, and semantic facts through `apply`,
-  `add` and the memory manager (in `hivegraph.agents`, since it calls a model).
+- the **kinds**: `episodic`, `procedural`, the team hierarchy `gmemory` (over the
+  graph projection), and semantic facts through `apply`, `add` and the memory
+  manager (in `hivegraph.agents`, since it calls a model).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from hivegraph.config import HivegraphSettings
 from hivegraph.errors import ConflictError, InvalidInputError, RecordNotFoundError, ScopeViolationError
 from hivegraph.memory.episodic import EpisodicMemory, EpisodicSettings
 from hivegraph.memory.exact import ExactVectors
+from hivegraph.memory.gmemory import GMemory, GMemorySettings
 from hivegraph.memory.graph.projection import GraphProjection
+from hivegraph.memory.graph.source import GRAPH
 from hivegraph.memory.graph.store import GraphStore
 from hivegraph.memory.hits import MemoryHit
 from hivegraph.memory.journal import Journal, JournalEntry
@@ -54,6 +57,7 @@ class MemoryOptions:
     episodic: EpisodicSettings = field(default_factory=EpisodicSettings)
     procedural_min_uses: int = 3
     procedural_deprecate_below: float = 0.5
+    gmemory: GMemorySettings = field(default_factory=GMemorySettings)
 
     @classmethod
     def from_settings(cls, settings: HivegraphSettings) -> MemoryOptions:
@@ -61,7 +65,8 @@ class MemoryOptions:
         r = settings.retrieval
         return cls(
             retrieval=RetrievalSettings(
-                candidates=r.candidates, rrf_k=r.rrf_k, weights={VECTOR: r.vector_weight, KEYWORD: r.keyword_weight},
+                candidates=r.candidates, rrf_k=r.rrf_k,
+                weights={VECTOR: r.vector_weight, KEYWORD: r.keyword_weight, GRAPH: r.graph_weight},
                 after_share=r.after_share, before_share=r.before_share,
             ),
             episodic=EpisodicSettings(
@@ -69,6 +74,7 @@ class MemoryOptions:
             ),
             procedural_min_uses=settings.memory.procedural_min_uses,
             procedural_deprecate_below=settings.memory.procedural_deprecate_below,
+            gmemory=GMemorySettings(**settings.gmemory.model_dump(exclude={"enabled", "reflect", "model_summaries"})),
         )  # fmt: skip
 
 
@@ -96,6 +102,9 @@ class Memory:
             store, self.retriever, min_uses=options.procedural_min_uses,
             deprecate_below=options.procedural_deprecate_below,
         )  # fmt: skip
+        self.gmemory = GMemory(
+            store, self.retriever, lambda: self.graph, counter=self.counter, settings=options.gmemory
+        )
 
     @classmethod
     def of(

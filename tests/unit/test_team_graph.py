@@ -36,6 +36,8 @@ def team_reply(messages: list[Message], info: RequestInfo) -> str:
         return json.dumps({"facts": ["Ada is allergic to peanuts"] if "peanuts" in task else []})
     if schema == "Decision":
         return json.dumps({"ops": [{"event": "NOOP", "id": 0, "text": ""}]})
+    if schema == "Reflection":
+        return json.dumps({"ops": []})
     if schema == "DistilledProcedure":
         return json.dumps({"steps": ["List the guests", "Pick a peanut-free menu"], "script": "plan(menu)"})
     return f"reply of {messages[0].content.split('.')[0]}"
