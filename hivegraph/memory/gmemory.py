@@ -50,7 +50,18 @@ from hivegraph.memory.planner import derived_op_id
 from hivegraph.memory.retrieval import Retriever
 from hivegraph.memory.sources import VECTOR
 from hivegraph.memory.store import MemoryStore
-from hivegraph.memory.types import AddOp, DeleteOp, LinkOp, MemoryOp, MemoryRecord, Scalar, Scope, Source, UpdateOp
+from hivegraph.memory.types import (
+    AddOp,
+    DeleteOp,
+    LinkOp,
+    MemoryOp,
+    MemoryRecord,
+    Scalar,
+    Scope,
+    Source,
+    UpdateOp,
+    text_hash,
+)
 from hivegraph.memory.vocabulary import OUTCOME, OUTCOMES, SCORE, STEP, Outcome
 from hivegraph.models.tokens import TokenCounter
 
@@ -392,14 +403,17 @@ class GMemory:
     ) -> list[InsightChange]:
         """Apply a reflection's insight ops, each linked to the task that prompted it.
 
+        The same op for the same task (an AGREE with one insight, an ADD of one text)
+        is applied once, however often it is asked for: a replayed step changes nothing twice.
+
         Raises:
             RecordNotFoundError: an op names an insight that is not current in `scope`.
             MemoryStoreError: the store refused an op (the reason is named).
 
         """
         changes: list[InsightChange] = []
-        for n, op in enumerate(ops):
-            key = f"gmemory:{task_id}:revise:{n}"
+        for op in ops:
+            key = _revise_key(task_id, op)
             match op:
                 case NewInsight(text=text, roles=roles):
                     changes.append(await self._add(text, roles, task_id=task_id, scope=scope, actor=actor, key=key))
@@ -608,6 +622,19 @@ def _answered(steps: Sequence[Step], n: int) -> int | None:
             raise InvalidInputError(f"steps[{n}].reply_to", f"must name an earlier step (0..{n - 1}), not {reply_to}")
         return reply_to
     return next((i for i in range(n - 1, -1, -1) if steps[i].agent != steps[n].agent), None)
+
+
+def _revise_key(task_id: UUID, op: InsightOp) -> str:
+    """The idempotency key of an insight op for a task: the same op for the same task is applied once."""
+    match op:
+        case NewInsight(text=text):
+            return f"gmemory:{task_id}:add:{text_hash(text)}"
+        case EditInsight(insight_id=insight_id, text=text):
+            return f"gmemory:{task_id}:edit:{insight_id}:{text_hash(text)}"
+        case AgreeInsight(insight_id=insight_id):
+            return f"gmemory:{task_id}:agree:{insight_id}"
+        case RemoveInsight(insight_id=insight_id):
+            return f"gmemory:{task_id}:remove:{insight_id}"
 
 
 def _found(change: InsightChange | None, insight_id: UUID) -> InsightChange:
