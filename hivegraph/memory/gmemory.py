@@ -556,6 +556,7 @@ class GMemory:
                 _split(r.insight.properties.get(ROLES)), int(_number(r.insight.properties.get("record_version"))),
             )
             for r in ranked
+            if _number(r.insight.properties.get(SCORE)) > 0  # one at 0 whose retirement a crash cut short
         ]  # fmt: skip
         spent = sum(self.counter.count(f"- {i.text}") + 1 for i in insights)
         best = [t for t in tasks if t.outcome == "success"][: s.trajectories]

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
+import textwrap
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -32,9 +36,10 @@ from hivegraph.memory.graph.projection import GraphProjection
 from hivegraph.memory.journal_memory import InMemoryJournal
 from hivegraph.memory.journal_sqlite import SqliteJournal
 from hivegraph.memory.stores.inmemory import InMemorySpace
-from hivegraph.memory.types import Scope
+from hivegraph.memory.types import Scope, UpdateOp
 from hivegraph.models.testing import HashEmbedder, ScriptedModel
 
+ROOT = Path(__file__).resolve().parents[2]
 TEAM = Scope(team_id="crew")
 OTHER = Scope(team_id="rivals")
 OPTIONS = MemoryOptions(gmemory=GMemorySettings(similarity_threshold=0.3))
@@ -257,6 +262,15 @@ async def test_rewards_move_shown_insights_and_an_insight_at_zero_is_retired_not
     assert await memory.gmemory.reward([uuid4()], task_id=loss2, success=True, scope=TEAM) == []
 
 
+async def test_an_insight_at_zero_whose_retirement_was_cut_short_is_not_shown(memory: Memory) -> None:
+    task = await solved(memory, "find the capital city of France", "r1")
+    insight = await lesson(memory, task, "check the country page")
+    record = await memory.get(insight, scope=TEAM)
+    assert record is not None  # the score's update landed; the process died before the retiring delete
+    await memory.apply([UpdateOp(record_id=insight, text=record.text, metadata={"score": 0.0})], scope=TEAM, actor="t")
+    assert (await memory.gmemory.retrieve("find the capital city of France", scope=TEAM)).insights == []
+
+
 async def test_concurrent_rewards_lose_no_change(tmp_path: Path) -> None:
     """Three memories on one SQLite file (as three processes would be) reward one insight at once."""
     writers = [await open_memory("sqlite", tmp_path).open() for _ in range(3)]
@@ -343,3 +357,59 @@ async def test_model_output_with_query_syntax_is_stored_as_plain_data(memory: Me
     assert {i.text for i in found.insights} == set(INJECTIONS)
     assert (await graph.counts()).nodes >= 1 + len(INJECTIONS) * 2
     assert not (await memory.verify()).divergences
+
+
+WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from uuid import UUID
+    from tests.unit.test_gmemory import CAPITAL, TEAM, open_memory
+
+    async def main(folder: str, name: str, insight: str) -> None:
+        memory = await open_memory("sqlite", Path(folder)).open()
+        for n in range(100_000):
+            task = await memory.gmemory.record_task(
+                f"{name} task {n}", CAPITAL[:3], scope=TEAM, run_id=f"{name}-{n}", outcome="success"
+            )
+            await memory.gmemory.reward([UUID(insight)], task_id=task.task.id, success=True, scope=TEAM)
+            print(n, flush=True)
+
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
+    """
+)
+
+
+async def test_two_processes_recording_and_rewarding_then_killed_lose_nothing(tmp_path: Path) -> None:
+    memory = await open_memory("sqlite", tmp_path).open()
+    insight = await lesson(memory, await solved(memory, "the first task", "r0"), "check the country page")
+    await memory.aclose()
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), name, str(insight)], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name in ("left", "right")
+    ]  # fmt: skip
+    acknowledged = 0
+    for writer in writers:
+        assert writer.stdout is not None
+        for _ in range(8):
+            assert writer.stdout.readline(), writer.stderr.read() if writer.stderr else ""
+        writer.send_signal(signal.SIGKILL)
+    for writer in writers:
+        rest, _ = writer.communicate(timeout=60)
+        acknowledged += 8 + len(rest.split())
+        assert writer.returncode == -signal.SIGKILL
+    memory = await open_memory("sqlite", tmp_path).open()
+    try:
+        assert (await memory.verify()).clean
+        graph = graph_of(memory)
+        tasks = [t for t in await graph.nodes_of("Task", scope=TEAM) if t.text != "the first task"]
+        assert len(tasks) >= acknowledged
+        for task in tasks:  # each task was written whole: its three steps, in order, with their edges
+            assert [m.text for m in await graph.trajectory(task.id, scope=TEAM)] == [s.content for s in CAPITAL[:3]]
+        supporters = await graph.neighbours([str(insight)], scope=TEAM, edge_types=["SUPPORTS"])
+        # each reward is its SUPPORTS link and its score in one batch: the score counts exactly the links
+        assert await score(memory, insight) == 2.0 + len(supporters) - 1
+        assert len(supporters) - 1 >= acknowledged
+    finally:
+        await memory.aclose()
