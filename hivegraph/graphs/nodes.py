@@ -59,7 +59,7 @@ async def recall(state: TeamState, *, runtime: Runtime[TeamContext]) -> dict[str
         if text:
             top = team.tasks[0]
             recalled[name].append(RecalledState(id=str(top.id), kind=GMEMORY, text=text, score=top.similarity,
-                                                run_id=None))  # fmt: skip
+                                                run_id=top.run_id))  # fmt: skip
             shown += [str(i.id) for i in team.insights_for(name)]
     return {"recalled": recalled, "shown_insights": list(dict.fromkeys(shown))}
 

@@ -408,7 +408,14 @@ class GMemory:
         found = await self.retriever.retrieve(task, scope=scope, k=s.similar_tasks, kinds=(TASK,))
         graph = self.graph
         tasks = [
-            FoundTask(hit.record_id, hit.text, _outcome(hit.loaded), hit.scores.get(VECTOR, 0.0), 0)
+            FoundTask(
+                hit.record_id,
+                hit.text,
+                _outcome(hit.loaded),
+                hit.scores.get(VECTOR, 0.0),
+                0,
+                _run(hit.loaded.metadata.get(RUN)),
+            )
             for hit in found.hits
         ]
         if tasks:
@@ -417,7 +424,8 @@ class GMemory:
             )
             known = {str(t.id) for t in tasks}
             tasks += [
-                FoundTask(UUID(n.node.id), n.node.text, _node_outcome(n.node.properties.get(OUTCOME)), 0.0, 1)
+                FoundTask(UUID(n.node.id), n.node.text, _node_outcome(n.node.properties.get(OUTCOME)), 0.0, 1,
+                          _run(n.node.properties.get(RUN)))
                 for n in near if n.node.id not in known
             ]  # fmt: skip
         ranked = await graph.insights_for([str(t.id) for t in tasks], scope=scope, limit=s.insights) if tasks else []
@@ -468,6 +476,10 @@ def score_of(record: MemoryRecord) -> float:
 
 def _number(value: object) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _run(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _roles(roles: Sequence[str]) -> str:

@@ -116,14 +116,16 @@ class InsightChange:
 
 @dataclass(frozen=True)
 class FoundTask:
-    """A similar earlier task: found directly (`hops` 0, `score` the fused rank score) or as a neighbour."""
+    """A similar earlier task: found by search (`hops` 0) or as a `SIMILAR` neighbour of one (`hops` 1)."""
 
     id: UUID
     text: str
     outcome: Outcome | None
     similarity: float
-    """Cosine similarity to the new task (for a neighbour: its link's weight times its parent's)."""
+    """Cosine similarity to the new task (0 for a neighbour, or for a task only the keyword search found)."""
     hops: int
+    run_id: str | None = None
+    """The run that did the task."""
 
 
 @dataclass(frozen=True)
