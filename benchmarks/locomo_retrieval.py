@@ -20,6 +20,9 @@ in the retrieved context.
   search is the BM25 the keyword index used before it moved into the journal
   (Lucene IDF, statistics over every scope): the "before" of that move.
 - `hg-plain`: the SQLite journal with the neutral defaults (no heuristics).
+- `hg-graph` (with `--graph`): `hivegraph` plus the `graph` retrieval source
+  (Personalized PageRank from the query's entities over the entity graph, in
+  a SQLite graph on the journal's file), fused with weight `--graph-weight`.
 - `chroma`: raw Chroma queries (same embedder, top k) for speed, and their recall.
 
 Also ingest throughput (turns/s) and search latency p50/p95 for hivegraph and
@@ -28,6 +31,7 @@ for raw Chroma on the same data, with their ratio. Tokens are tiktoken
 
     .venv/bin/python benchmarks/locomo_retrieval.py                       # MiniLM + Chroma (minutes)
     .venv/bin/python benchmarks/locomo_retrieval.py --embedder hash --index inmemory --conversations 1
+    .venv/bin/python benchmarks/locomo_retrieval.py --graph --no-speed --systems hivegraph,hg-graph
 """
 
 from __future__ import annotations
@@ -41,18 +45,23 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rank_bm25 import BM25Okapi  # pyright: ignore[reportMissingTypeStubs]
 
+from hivegraph.memory.entities import WordEntities
 from hivegraph.memory.episodic import EpisodicMemory, EpisodicSettings, Turn
 from hivegraph.memory.facade import Memory, MemoryOptions
+from hivegraph.memory.graph.projection import GraphProjection
+from hivegraph.memory.graph.source import GRAPH, GraphRetrievalSettings
+from hivegraph.memory.graph.sqlite import SqliteGraph
 from hivegraph.memory.journal import Journal
 from hivegraph.memory.journal_memory import InMemoryJournal
 from hivegraph.memory.journal_sqlite import SqliteJournal
+from hivegraph.memory.projection import Projection
 from hivegraph.memory.retrieval import RetrievalSettings
 from hivegraph.memory.stores.base import VectorSpace
 from hivegraph.memory.stores.inmemory import InMemorySpace
@@ -224,8 +233,9 @@ async def hivegraph_run(
     budgets: dict[int, int],
     options: MemoryOptions,
     label: str,
+    projections: Sequence[Projection] = (),
 ) -> tuple[Scores, Timing]:
-    memory = await Memory.of(space, journal=journal, options=options).open()
+    memory = await Memory.of(space, journal=journal, options=options, projections=projections).open()
     scores, timing = Scores(), Timing()
     try:
         for conversation in conversations:
@@ -358,6 +368,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--index", choices=("chroma", "inmemory"), default="chroma")
     parser.add_argument("--conversations", type=int, help="only the first N conversations")
     parser.add_argument("--no-speed", action="store_true", help="skip the raw Chroma comparison")
+    parser.add_argument("--graph", action="store_true", help="also run hg-graph (the graph retrieval source)")
+    parser.add_argument("--graph-weight", type=float, default=1.0, help="fusion weight of the graph source")
+    parser.add_argument("--graph-hops", type=int, default=GraphRetrievalSettings.hops, help="hops of its subgraph")
+    parser.add_argument("--systems", help="only these hivegraph runs, comma-separated (hivegraph is always run)")
     args = parser.parse_args(argv)
     asyncio.run(run(args))
 
@@ -372,19 +386,34 @@ async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="hivegraph-locomo-") as tmp:
         folder = Path(tmp)
         runs: dict[str, tuple[Scores, Timing]] = {}
-        for label, journal, options in (
-            ("hivegraph", SqliteJournal(folder / "journal.db"), LOCOMO),
-            ("hg-bm25", InMemoryJournal(), LOCOMO),
-            ("hg-plain", SqliteJournal(folder / "plain.db"), MemoryOptions()),
-        ):
+        for label, journal, options, projections in _systems(args, folder):
             space = make_space(args.index, embedder, folder / label, f"locomo-{args.embedder}")
-            runs[label] = await hivegraph_run(conversations, space, journal, budgets, options, label)
+            runs[label] = await hivegraph_run(conversations, space, journal, budgets, options, label, projections)
         timing = runs["hivegraph"][1]
         raw = None if args.no_speed else chroma_run(conversations, embedder, folder, counter)
     results = {label: run[0].summary() for label, run in runs.items()} | {"bm25": bm25}
     if raw is not None:
         results["chroma"] = raw[0].summary()
     _report(args, results, timing, raw, budgets)
+
+
+def _systems(args: argparse.Namespace, folder: Path) -> list[tuple[str, Journal, MemoryOptions, list[Projection]]]:
+    """The hivegraph runs asked for, each with its journal, options and extra projections."""
+    systems: list[tuple[str, Journal, MemoryOptions, list[Projection]]] = [
+        ("hivegraph", SqliteJournal(folder / "journal.db"), LOCOMO, []),
+        ("hg-bm25", InMemoryJournal(), LOCOMO, []),
+        ("hg-plain", SqliteJournal(folder / "plain.db"), MemoryOptions(), []),
+    ]
+    if args.graph:
+        weights = {**LOCOMO.retrieval.weights, GRAPH: args.graph_weight}
+        options = replace(LOCOMO, retrieval=replace(LOCOMO.retrieval, weights=weights))
+        graph = GraphProjection(
+            SqliteGraph(folder / "graph.db"), entities=WordEntities(),
+            retrieval=GraphRetrievalSettings(hops=args.graph_hops),
+        )  # fmt: skip
+        systems.append(("hg-graph", SqliteJournal(folder / "graph.db"), options, [graph]))
+    wanted = {"hivegraph", *(args.systems.split(",") if args.systems else (name for name, *_ in systems))}
+    return [system for system in systems if system[0] in wanted]
 
 
 def _report(
@@ -409,6 +438,11 @@ def _report(
     print(f"\nbm25 R@10 {bm25['R@10']:.3f} (data README: {README_BM25_R10}); hivegraph R@10 {hive['R@10']:.3f} "
           f"at {hive['tokens@10']:.0f} tokens vs {bm25['tokens@10']:.0f}: "
           f"target (R@10 >= 0.75, no more tokens) {'met' if verdict else 'NOT met'}")  # fmt: skip
+    if "hg-graph" in results:
+        graph = results["hg-graph"]
+        rows = ", ".join(f"{c} {row['R@10']:.3f}" for c, row in graph.items())
+        met = graph["all"]["R@10"] >= 0.80 and graph["all"]["tokens@10"] <= bm25["tokens@10"]
+        print(f"hg-graph R@10: {rows}; target (R@10 >= 0.80 at no more tokens) {'met' if met else 'NOT met'}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
 

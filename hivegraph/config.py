@@ -172,6 +172,8 @@ class GraphStoreSettings(_Section):
     sqlite: SqliteGraphSettings = Field(default_factory=SqliteGraphSettings)
     ladybug: LadybugSettings = Field(default_factory=LadybugSettings)
     neo4j: Neo4jSettings = Field(default_factory=Neo4jSettings)
+    entities: bool = True
+    """Also project episodic and semantic records, and the entities they mention, for the `graph` retrieval source."""
 
 
 class SqliteJournalSettings(_Section):
@@ -235,6 +237,8 @@ class RetrievalConfig(_Section):
     """Reciprocal-rank fusion constant."""
     vector_weight: float = Field(default=1.0, ge=0.0)
     keyword_weight: float = Field(default=1.0, ge=0.0)
+    graph_weight: float = Field(default=1.0, ge=0.0)
+    """Fusion weight of the `graph` source (Personalized PageRank over the entity graph)."""
     after_share: float = Field(default=0.0, ge=0.0, le=1.0)
     """Share of a session turn's score passed to the next turn (0: no neighbour expansion)."""
     before_share: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -247,10 +251,6 @@ class RetrievalConfig(_Section):
     """Episodic search: take named speakers out of the query text."""
 
 
-PROFILES: dict[str, dict[str, Any]] = {
-    "embedded": {},
-    "server": {
-        "vector_store": {"chroma": {"mode": "http"}},
 class GMemoryConfig(_Section):
     """How a team's G-Memory links tasks, retrieves and scores insights (scores: the G-Memory reference code)."""
 
@@ -271,6 +271,10 @@ class GMemoryConfig(_Section):
     """Trajectories are summarised by the model instead of condensed by rules (for capable models)."""
 
 
+PROFILES: dict[str, dict[str, Any]] = {
+    "embedded": {},
+    "server": {
+        "vector_store": {"chroma": {"mode": "http"}},
         "graph_store": {"backend": "neo4j"},
         "journal": {"backend": "postgres"},
         "checkpointer": {"backend": "postgres"},
@@ -300,11 +304,11 @@ class HivegraphSettings(BaseSettings):
     checkpointer: CheckpointerSettings = Field(default_factory=CheckpointerSettings)
     memory: MemoryPolicySettings = Field(default_factory=MemoryPolicySettings)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    gmemory: GMemoryConfig = Field(default_factory=GMemoryConfig)
 
     @model_validator(mode="before")
     @classmethod
     def _apply_profile(cls, data: Any) -> Any:
-    gmemory: GMemoryConfig = Field(default_factory=GMemoryConfig)
         if not isinstance(data, dict):
             return data
         given = cast(dict[str, Any], data)

@@ -13,15 +13,19 @@ The G-Memory tiers map onto it:
       each with its `outcome`;
     - insight graph: `Insight` nodes with a `score`, and `SUPPORTS` or
       `CONTRADICTS` edges from the tasks that bear them out or refute them.
+
+The entity graph (graph-aware retrieval, as HippoRAG does) sits beside them:
+`Memory` nodes (episodic and semantic records) with `MENTIONS` edges to the
+`Entity` nodes (a normalised name, one per scope) they mention.
 """
 
 from __future__ import annotations
 
 from typing import Literal, get_args
 
-NodeLabel = Literal["Task", "Message", "Insight"]
+NodeLabel = Literal["Task", "Message", "Insight", "Memory", "Entity"]
 """What a node is."""
-EdgeType = Literal["ANSWERS", "NEXT", "HAS_STEP", "SIMILAR", "SUPPORTS", "CONTRADICTS"]
+EdgeType = Literal["ANSWERS", "NEXT", "HAS_STEP", "SIMILAR", "SUPPORTS", "CONTRADICTS", "MENTIONS"]
 """What an edge says (always directed, source to target)."""
 Direction = Literal["out", "in", "both"]
 """Which edges a traversal follows from a node: leaving it, entering it, or either."""
@@ -39,6 +43,7 @@ EDGE_ENDPOINTS: dict[EdgeType, tuple[NodeLabel, NodeLabel]] = {
     "SIMILAR": ("Task", "Task"),
     "SUPPORTS": ("Task", "Insight"),
     "CONTRADICTS": ("Task", "Insight"),
+    "MENTIONS": ("Memory", "Entity"),
 }
 """The (source label, target label) each edge type joins; no other pair is accepted."""
 

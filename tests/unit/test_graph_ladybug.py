@@ -19,7 +19,7 @@ from hivegraph.memory.graph import EDGE_ENDPOINTS, GraphCounts, GraphEdge, Graph
 from hivegraph.memory.graph.conformance import ADA, GRAPH_CHECKS, graph_checks, task
 from hivegraph.memory.graph.ladybug import HELD_ELSEWHERE, LadybugGraph
 from hivegraph.memory.types import Scope
-from hivegraph.memory.vocabulary import Direction, EdgeType, NodeLabel
+from hivegraph.memory.vocabulary import NODE_LABELS, Direction, EdgeType, NodeLabel
 from tests.unit.graph_crash import expect_whole_batches, stream_and_kill
 
 BACKEND = "hivegraph.memory.graph.ladybug:LadybugGraph"
@@ -239,7 +239,7 @@ def test_hivegraph_imports_without_ladybug_and_names_the_extra(tmp_path: Path) -
 
 
 async def test_walks_match_the_reference_on_a_random_graph_of_every_label_and_type(tmp_path: Path) -> None:
-    rng, labels = random.Random(3), cast(list[NodeLabel], ["Task", "Message", "Insight"])
+    rng, labels = random.Random(3), cast(list[NodeLabel], sorted(NODE_LABELS))
     scopes = [ADA, Scope(user_id="ada", run_id="r1"), Scope(user_id="bob")]
     nodes = [
         GraphNode(f"n{i}", rng.choice(labels), rng.choice(scopes), "", {"step": i, "score": 1.0}) for i in range(40)
@@ -260,6 +260,7 @@ async def test_walks_match_the_reference_on_a_random_graph_of_every_label_and_ty
         ["SIMILAR"],
         ["HAS_STEP", "NEXT"],
         ["SUPPORTS", "CONTRADICTS", "ANSWERS"],
+        ["MENTIONS"],
     ]
     directions: list[Direction] = ["out", "in", "both"]
     filters: list[list[NodeLabel] | None] = [None, ["Message"], ["Task", "Insight"]]

@@ -95,6 +95,16 @@ def insight(node_id: str, score: float, *, scope: Scope = ADA) -> GraphNode:
     return GraphNode(node_id, "Insight", scope, f"insight {node_id}", {"score": score})
 
 
+def entity(node_id: str, name: str, *, scope: Scope = ADA) -> GraphNode:
+    """An `Entity` node named `name`."""
+    return GraphNode(node_id, "Entity", scope, name)
+
+
+def memory(node_id: str, *, scope: Scope = ADA) -> GraphNode:
+    """A `Memory` node (an episodic or semantic record)."""
+    return GraphNode(node_id, "Memory", scope, f"memory {node_id}", {"record_version": 1})
+
+
 def edge(type_: EdgeType, source: str, target: str, *, scope: Scope = ADA, weight: float = 1.0) -> GraphEdge:
     """An edge whose id names its type and ends."""
     return GraphEdge(f"{type_}:{source}->{target}", type_, source, target, scope, weight)
@@ -344,6 +354,31 @@ async def check_wider_scopes_see_narrower_ones(open_graph: OpenGraph) -> None:
         await _raises(
             DanglingEdgeError, lambda: graph.upsert([], [edge("SIMILAR", "t2", "t1", scope=RUN)], seq=2), "r1 edge"
         )
+
+
+@_check
+async def check_entities_are_found_by_name_in_scope(open_graph: OpenGraph) -> None:
+    """`entities_named` finds current `Entity` nodes by exact text, one per scope it sees; `MENTIONS` joins them."""
+    async with _opened(open_graph) as graph:
+        ada_run = Scope(user_id="ada", run_id="r1")
+        nodes = [
+            entity("e:ada:paris", "paris"), entity("e:ada:rome", "rome"), entity("e:run:paris", "paris", scope=ada_run),
+            entity("e:bob:paris", "paris", scope=BOB), memory("m1"), memory("m2", scope=BOB),
+        ]  # fmt: skip
+        mentions = [edge("MENTIONS", "m1", "e:ada:paris"), edge("MENTIONS", "m2", "e:bob:paris", scope=BOB)]
+        await graph.upsert(nodes, mentions, seq=1)
+        found = await graph.entities_named(["paris", "nowhere"], scope=ADA)
+        _expect([n.id for n in found], ["e:ada:paris", "e:run:paris"], "Ada's entities named paris")
+        _expect([n.id for n in await graph.entities_named(["paris"], scope=ada_run)], ["e:run:paris"], "a run read")
+        _expect([n.id for n in await graph.entities_named(["Paris"], scope=ADA)], [], "exact text only")
+        held = [(n.id, n.text, dict(n.properties)) for n in await graph.nodes_of("Memory", scope=ADA)]
+        _expect(held, [("m1", "memory m1", {"record_version": 1})], "Memory nodes of Ada")
+        _expect(await _ids(graph, "e:ada:paris", edge_types=["MENTIONS"]), ["m1"], "who mentions paris")
+        await graph.retire(node_ids=["e:ada:paris"], scope=ADA, seq=2)
+        _expect([n.id for n in await graph.entities_named(["paris"], scope=ADA)], ["e:run:paris"], "retired")
+        _expect([n.id for n in await graph.entities_named(["paris"], scope=BOB)], ["e:bob:paris"], "Bob's")
+        await _raises(DanglingEdgeError, lambda: graph.upsert([], [edge("MENTIONS", "m1", "e:bob:paris")], seq=3), "x")
+        await _raises(InvalidInputError, lambda: graph.entities_named("paris", scope=ADA), "a bare string")
 
 
 @_check

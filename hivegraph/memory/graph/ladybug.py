@@ -36,7 +36,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast, get_args
 
 from hivegraph.errors import BackendUnavailableError, ConfigError, JournalSchemaError, MemoryStoreError
 from hivegraph.memory.graph.plan import (
@@ -70,7 +70,7 @@ R = TypeVar("R")
 Rows = list[list[Any]]
 SCHEMA_VERSION = 1
 """The layout of the tables this module writes."""
-LABELS: tuple[NodeLabel, ...] = ("Task", "Message", "Insight")
+LABELS: tuple[NodeLabel, ...] = get_args(NodeLabel)
 TYPES: tuple[EdgeType, ...] = tuple(EDGE_ENDPOINTS)
 HELD_ELSEWHERE = (
     "the graph is held by another process (ladybug lets one process at a time open a graph file);"
@@ -185,6 +185,14 @@ class LadybugGraph:
         query = f"MATCH (n:{label}) WHERE n.retired_seq IS NULL{_in_scope('n', scope)} RETURN {_NODE} ORDER BY n.id"
         if limit is not None:
             query, args["limit"] = f"{query} LIMIT $limit", check_limit(limit)
+        return await self._run(lambda db: [_node(row) for row in _rows(db, query, args)])
+
+    async def entities_named(self, names: Sequence[str], *, scope: Scope) -> list[GraphNode]:
+        """The current `Entity` nodes in `scope` whose text is one of `names`, by id."""
+        wanted, scope = check_ids(names, "names"), ensure_scope(scope)
+        query = (f"MATCH (n:Entity) WHERE n.text IN $names AND n.retired_seq IS NULL{_in_scope('n', scope)}"
+                 f" RETURN {_NODE} ORDER BY n.id")  # fmt: skip
+        args: dict[str, Any] = {"names": wanted, **_scope_args(scope)}
         return await self._run(lambda db: [_node(row) for row in _rows(db, query, args)])
 
     async def neighbours(

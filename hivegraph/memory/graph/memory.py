@@ -45,6 +45,8 @@ class InMemoryGraph:
         self._edges: dict[str, GraphEdge] = {}
         self._touching: dict[str, set[str]] = {}
         """Node id -> ids of every edge (current or retired) that starts or ends there."""
+        self._named: dict[str, set[str]] = {}
+        """Entity name -> ids of the `Entity` nodes (current or retired) with that text."""
         self._cursor = 0
         self._lock = threading.Lock()
 
@@ -53,6 +55,9 @@ class InMemoryGraph:
         with self._lock:
             plan = plan_upsert(nodes, edges, seq, known_nodes=self._nodes, known_edges=self._edges)
             self._nodes.update((node.id, node) for node in plan.nodes)
+            for node in plan.nodes:
+                if node.label == "Entity":
+                    self._named.setdefault(node.text, set()).add(node.id)
             for edge in plan.edges:
                 self._edges[edge.id] = edge
                 self._touching.setdefault(edge.source, set()).add(edge.id)
@@ -94,6 +99,13 @@ class InMemoryGraph:
         with self._lock:
             found = [node for node in self._nodes.values() if node.label == label and visible(node, scope)]
         return sorted(found, key=lambda node: node.id)[:most]
+
+    async def entities_named(self, names: Sequence[str], *, scope: Scope) -> list[GraphNode]:
+        """The current `Entity` nodes in `scope` whose text is one of `names`, by id."""
+        wanted, scope = set(check_ids(names, "names")), ensure_scope(scope)
+        with self._lock:
+            found = [self._nodes[i] for name in wanted for i in self._named.get(name, ())]
+        return sorted((node for node in found if visible(node, scope)), key=lambda node: node.id)
 
     async def neighbours(
         self,
@@ -172,6 +184,7 @@ class InMemoryGraph:
             self._nodes.clear()
             self._edges.clear()
             self._touching.clear()
+            self._named.clear()
             self._cursor = 0
 
     async def counts(self) -> GraphCounts:

@@ -105,6 +105,7 @@ def schema_statements() -> list[LiteralString]:
         for t in EDGE_TYPE_LIST
     )
     statements.extend(f"CREATE INDEX hg_node_{name} IF NOT EXISTS FOR (n:HgNode) ON (n.{name})" for name in SCOPE_KEYS)
+    statements.append("CREATE INDEX hg_entity_text IF NOT EXISTS FOR (n:Entity) ON (n.text)")
     return statements
 
 
@@ -216,6 +217,14 @@ class Neo4jGraph:
         query = (f"MATCH (n:HgNode:{label}) WHERE n.retired_seq IS NULL{_in_scope('n', scope)}"
                  f" RETURN n ORDER BY n.id{' LIMIT $limit' if most else ''}")  # fmt: skip
         rows = await self._read(lambda tx: _values(tx, query, **most, **_scope_args(scope)))
+        return sorted((_node(row[0]) for row in rows), key=lambda node: node.id)
+
+    async def entities_named(self, names: Sequence[str], *, scope: Scope) -> list[GraphNode]:
+        """The current `Entity` nodes in `scope` whose text is one of `names`, by id."""
+        wanted, scope = check_ids(names, "names"), ensure_scope(scope)
+        query = (f"MATCH (n:HgNode:Entity) WHERE n.text IN $names AND n.retired_seq IS NULL{_in_scope('n', scope)}"
+                 " RETURN n ORDER BY n.id")  # fmt: skip
+        rows = await self._read(lambda tx: _values(tx, query, names=wanted, **_scope_args(scope)))
         return sorted((_node(row[0]) for row in rows), key=lambda node: node.id)
 
     async def neighbours(

@@ -8,6 +8,13 @@ both its ends are current: deleting a record retires its node and, with it, its
 edges (the graph store's rule); reopening the record (undo of the delete) brings
 back the edges whose links are still open.
 
+With an entity extractor (`graph_store.entities`, on by default) episodic and
+semantic records are projected too, as the entity graph graph-aware retrieval
+walks (`hivegraph.memory.graph.mentions`, `hivegraph.memory.graph.source`): a
+`Memory` node per record, `MENTIONS` edges to the `Entity` nodes of its scope.
+Entities are derived, not journaled: `verify` compares the `Memory` nodes, and an
+entity no current record mentions stays in the graph, unreached.
+
 Entries are applied as one group stamped with the group's last journal sequence:
 first what the group closed is retired, then what it left open is written. The
 graph store passes over anything already written or retired at that sequence or
@@ -20,7 +27,11 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from hivegraph.memory.entities import EntityExtractor, WordEntities
+from hivegraph.memory.graph.mentions import ENTITY_KINDS, entity_items
+from hivegraph.memory.graph.source import GraphRetrievalSettings, GraphSource
 from hivegraph.memory.graph.store import GraphEdge, GraphNode, GraphStore
+from hivegraph.memory.hits import MemoryHit
 from hivegraph.memory.journal import Journal, JournalEntry
 from hivegraph.memory.links import (
     KINDS_BY_LABEL,
@@ -33,9 +44,10 @@ from hivegraph.memory.links import (
     link_ends,
 )
 from hivegraph.memory.projection import Projection, final_versions, version_fingerprint
+from hivegraph.memory.sources import SearchQuery
 from hivegraph.memory.types import MemoryKind, MemoryRecord, Scalar, Scope
 from hivegraph.memory.validation import MAX_METADATA_KEYS
-from hivegraph.memory.vocabulary import MAX_NODE_TEXT_CHARS, OUTCOME, OUTCOMES, SCORE, STEP
+from hivegraph.memory.vocabulary import MAX_NODE_TEXT_CHARS, OUTCOME, OUTCOMES, SCORE, STEP, NodeLabel
 
 if TYPE_CHECKING:
     from hivegraph.config import HivegraphSettings
@@ -47,23 +59,40 @@ _LINK_KEYS = frozenset({SOURCE, TARGET, RELATION, WEIGHT})
 
 
 class GraphProjection(Projection):
-    """Keeps a `GraphStore` in step with the journal."""
+    """Keeps a `GraphStore` in step with the journal; with entities, it is also the `graph` retrieval source."""
 
     kinds: Sequence[MemoryKind] | None = (*NODE_LABELS_BY_KIND, LINK)
+    projected = True
+    """As a retrieval source, it reads the graph (caught up before it is searched)."""
 
-    def __init__(self, graph: GraphStore, *, name: str = "graph") -> None:
-        """Project into `graph` (its cursor is this projection's mark)."""
+    def __init__(
+        self,
+        graph: GraphStore,
+        *,
+        name: str = "graph",
+        entities: EntityExtractor | None = None,
+        retrieval: GraphRetrievalSettings | None = None,
+    ) -> None:
+        """Project into `graph` (its cursor is this projection's mark); `entities` turns the entity graph on."""
         self.graph = graph
         self.name = name
+        self.entities = entities
+        if entities is not None:
+            self.kinds = (*NODE_LABELS_BY_KIND, *ENTITY_KINDS, LINK)
+        self.source = GraphSource(graph, entities or WordEntities(), settings=retrieval)
         self._journal: Journal | None = None
 
     @classmethod
     def from_settings(cls, settings: HivegraphSettings) -> GraphProjection:
-        """The projection into the configured graph store (`graph_store.backend`)."""
+        """The projection into the configured graph store (`graph_store.backend`, `graph_store.entities`)."""
         from hivegraph.registry import GRAPH_STORES
 
         graph: GraphStore = GRAPH_STORES.load(settings.graph_store.backend)(settings)
-        return cls(graph)
+        return cls(graph, entities=WordEntities() if settings.graph_store.entities else None)
+
+    async def search(self, query: SearchQuery, *, k: int) -> list[MemoryHit]:
+        """The records Personalized PageRank from the query's entities ranks best (none without the entity graph)."""
+        return await self.source.search(query, k=k) if self.entities is not None else []
 
     def attach(self, journal: Journal) -> None:
         """Read links from `journal` when a reopened record needs its edges back."""
@@ -94,6 +123,7 @@ class GraphProjection(Projection):
             await self.graph.retire(node_ids=closed, edge_ids=closed, scope=EVERYWHERE, seq=seq)
         opened = [record for record in latest.values() if record.is_current]
         nodes = [to_node(record) for record in opened if record.kind in NODE_LABELS_BY_KIND]
+        mentioned = await self._entity_items(opened, seq=seq)
         links = {str(record.id): record for record in opened if record.kind == LINK}
         reopened = await self._reopened(nodes)
         if reopened:
@@ -104,8 +134,27 @@ class GraphProjection(Projection):
         }
         edges = [edge for link in links.values() if (edge := to_edge(link)) is not None
                  and edge.source in current and edge.target in current]  # fmt: skip
+        nodes.extend(mentioned[0])
+        edges.extend(mentioned[1])
         if nodes or edges:
             await self.graph.upsert(nodes, edges, seq=seq)
+
+    async def _entity_items(
+        self, opened: Sequence[MemoryRecord], *, seq: int
+    ) -> tuple[list[GraphNode], list[GraphEdge]]:
+        """The entity graph's items of the current `opened` versions; the `MENTIONS` an update no longer has retire."""
+        if self.entities is None:
+            return [], []
+        records = [record for record in opened if record.kind in ENTITY_KINDS]
+        nodes, edges = entity_items(records, self.entities)
+        updated = [str(record.id) for record in records if record.version > 1]
+        if updated:
+            held = await self.graph.subgraph(updated, scope=EVERYWHERE, hops=1, edge_types=["MENTIONS"])
+            kept = {edge.id for edge in edges}
+            stale = [edge.id for edge in held.edges if edge.id not in kept]
+            if stale:
+                await self.graph.retire(edge_ids=stale, scope=EVERYWHERE, seq=seq)
+        return nodes, edges
 
     async def _reopened(self, nodes: Sequence[GraphNode]) -> set[str]:
         """The ids of `nodes` the graph holds as retired (a delete undone): their open links come back."""
@@ -133,13 +182,13 @@ class GraphProjection(Projection):
 
     def fingerprint(self, version: MemoryRecord) -> str | None:
         """A current node or link version: its hash (whether a link shows also depends on its ends; see `expected`)."""
-        if not version.is_current or version.kind not in (*NODE_LABELS_BY_KIND, LINK):
+        if not version.is_current or version.kind not in (self.kinds or ()):
             return None
         return version_fingerprint(version.hash, True)
 
     def expected(self, versions: Sequence[MemoryRecord]) -> dict[str, str]:
         """The current node versions, and the current links whose ends are both current nodes."""
-        nodes = {str(v.id) for v in versions if v.is_current and v.kind in NODE_LABELS_BY_KIND}
+        nodes = {str(v.id) for v in versions if v.is_current and v.kind in (self.kinds or ()) and v.kind != LINK}
         held: dict[str, str] = {}
         for version in versions:
             fingerprint = self.fingerprint(version)
@@ -150,16 +199,21 @@ class GraphProjection(Projection):
 
     async def fingerprints(self) -> dict[str, str]:
         """Every current node and edge, by the version it shows."""
-        nodes = [
-            node for label in sorted(KINDS_BY_LABEL) for node in await self.graph.nodes_of(label, scope=EVERYWHERE)
-        ]
+        labels: list[NodeLabel] = [*KINDS_BY_LABEL, *(["Memory"] if self.entities is not None else [])]
+        nodes = [node for label in sorted(labels) for node in await self.graph.nodes_of(label, scope=EVERYWHERE)]
         found = await self.graph.subgraph([node.id for node in nodes], scope=EVERYWHERE, hops=0) if nodes else None
         items: list[GraphNode | GraphEdge] = [*nodes, *(found.edges if found is not None else ())]
         return {f"{item.id}:{item.properties.get(VERSION)}": version_fingerprint(item.properties.get(HASH), True)
                 for item in items}  # fmt: skip
 
     async def counts(self) -> tuple[int, int]:
-        """Current nodes and edges, twice (the graph keeps one version of each record; `verify` compares in full)."""
+        """Current nodes and edges, twice (the graph keeps one version of each record; `verify` compares in full).
+
+        With the entity graph, only the items that show a journal version count (entities are derived).
+        """
+        if self.entities is not None:
+            held = len(await self.fingerprints())
+            return held, held
         counts = await self.graph.counts()
         return counts.nodes + counts.edges, counts.nodes + counts.edges
 

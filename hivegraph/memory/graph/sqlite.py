@@ -74,7 +74,8 @@ CREATE TABLE IF NOT EXISTS hg_graph_edges (
 );
 CREATE INDEX IF NOT EXISTS hg_graph_edges_out ON hg_graph_edges(source, type) WHERE retired_seq IS NULL;
 CREATE INDEX IF NOT EXISTS hg_graph_edges_in ON hg_graph_edges(target, type) WHERE retired_seq IS NULL;
-CREATE INDEX IF NOT EXISTS hg_graph_nodes_label ON hg_graph_nodes(label, user_id, id) WHERE retired_seq IS NULL
+CREATE INDEX IF NOT EXISTS hg_graph_nodes_label ON hg_graph_nodes(label, user_id, id) WHERE retired_seq IS NULL;
+CREATE INDEX IF NOT EXISTS hg_graph_entities ON hg_graph_nodes(text) WHERE label = 'Entity' AND retired_seq IS NULL
 """
 """The graph's tables; the partial indexes hold current items only, so queries name `retired_seq IS NULL`."""
 
@@ -181,6 +182,14 @@ class SqliteGraph:
         sql = (f"SELECT {_cols(NODE_COLUMNS)} FROM hg_graph_nodes WHERE label = :label AND {_CURRENT}"
                f"{_in_scope('hg_graph_nodes', scope)} ORDER BY id LIMIT :limit")  # fmt: skip
         args = {"label": label, "limit": most, **_scope_args(scope)}
+        return await self._read(lambda db: [_node(row) for row in db.execute(sql, args)])
+
+    async def entities_named(self, names: Sequence[str], *, scope: Scope) -> list[GraphNode]:
+        """The current `Entity` nodes in `scope` whose text is one of `names`, by id."""
+        wanted, scope = check_ids(names, "names"), ensure_scope(scope)
+        sql = (f"SELECT {_cols(NODE_COLUMNS)} FROM hg_graph_nodes WHERE label = 'Entity' AND {_CURRENT}"
+               f" AND text IN {_ids('names')}{_in_scope('hg_graph_nodes', scope)} ORDER BY id")  # fmt: skip
+        args = {"names": json.dumps(wanted), **_scope_args(scope)}
         return await self._read(lambda db: [_node(row) for row in db.execute(sql, args)])
 
     async def neighbours(

@@ -163,6 +163,10 @@ class GraphStore(Protocol):
         """The current nodes of one label in `scope`, by id."""
         ...
 
+    async def entities_named(self, names: Sequence[str], *, scope: Scope) -> list[GraphNode]:
+        """The current `Entity` nodes in `scope` whose text is one of `names`, by id (one per scope holding it)."""
+        ...
+
     async def neighbours(
         self,
         ids: Sequence[str],
