@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, cast
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from hivegraph.errors import RetryRequested
 from hivegraph.memory.condense import StepText, condense
@@ -57,8 +57,10 @@ You condense how a team solved a task into its key steps, so another team can \
 follow it. Keep the actions and checks that mattered, drop chatter and detours. \
 At most {words} words. Reply with the summary only."""
 
-InsightText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
-RoleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+MAX_REFLECTION_OPS = 4
+"""The most ops one reflection may propose (the schema bounds it, so a small model cannot run on)."""
+InsightText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+RoleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
 _REPLY = ConfigDict(extra="forbid", strict=True)
 
 
@@ -69,14 +71,33 @@ class InsightChoice(BaseModel):
     op: Literal["ADD", "AGREE", "EDIT", "REMOVE"]
     id: int | None = Field(ge=0, le=999)
     text: InsightText = ""
-    roles: list[RoleName] = Field(default_factory=list[str], max_length=8)
+    roles: list[RoleName] = Field(default_factory=list[str], max_length=4)
 
 
 class Reflection(BaseModel):
     """The reflection reply."""
 
     model_config = _REPLY
-    ops: list[InsightChoice] = Field(max_length=16)
+    ops: list[InsightChoice] = Field(max_length=MAX_REFLECTION_OPS)
+
+
+def reply_model(aliases: Sequence[int], max_ops: int) -> type[Reflection]:
+    """The reply schema of one reflection: at most `max_ops` ops; AGREE, EDIT and REMOVE name a shown alias.
+
+    Each op is one of two shapes: an ADD (no id) or an op on a shown insight
+    (an id among `aliases`). Under constrained decoding the model cannot write
+    an id it was not shown, leave one out, or propose more ops than asked for.
+    """
+    only_add: Any = Literal["ADD"]
+    new = create_model("NewInsightChoice", __base__=InsightChoice, op=(only_add, ...), id=(None, None))
+    item: Any = new
+    if aliases:
+        on_shown: Any = Literal["AGREE", "EDIT", "REMOVE"]
+        alias: Any = cast(Any, Literal)[tuple(aliases)]
+        shown = create_model("ShownInsightChoice", __base__=InsightChoice, op=(on_shown, ...), id=(alias, ...))
+        item = new | shown
+    ops = (list[item], Field(max_length=max(0, min(max_ops, MAX_REFLECTION_OPS))))
+    return create_model("Reflection", __base__=Reflection, ops=ops)
 
 
 @dataclass
@@ -106,14 +127,28 @@ class Reflector:
         memory: Memory,
         *,
         nearest: int = 5,
-        max_ops: int = 4,
+        max_ops: int = MAX_REFLECTION_OPS,
         max_retries: int | None = None,
+        settings: RequestSettings | None = None,
         name: str = "reflector",
     ) -> None:
+        """Reflect with `model` on tasks in `memory`.
+
+        Args:
+            model: The chat model that proposes the ops.
+            memory: The memory whose G-Memory the ops change.
+            nearest: Insights found by search shown beside those the team was shown.
+            max_ops: The most ops a reflection may propose (at most `MAX_REFLECTION_OPS`).
+            max_retries: Extra attempts when a reply does not validate (None: the model's own).
+            settings: Request settings; `max_tokens` defaults to 640, room for the longest valid reply.
+            name: The actor its writes are journaled under.
+
+        """
         self.model = model
+        self.settings: RequestSettings = {"max_tokens": 640, **(settings or {})}
         self.memory = memory
         self.nearest = nearest
-        self.max_ops = max_ops
+        self.max_ops = min(max_ops, MAX_REFLECTION_OPS)
         self.max_retries = max_retries
         self.name = name
 
@@ -188,7 +223,11 @@ class Reflector:
         request = REFLECT_REQUEST.format(task=task, outcome=outcome, steps=key.render() or "(none)", insights=listed)
         prompt = [system(REFLECT.format(max_ops=self.max_ops, roles=", ".join(roles) or "any")), user(request)]
         reply = await self.model.structured(
-            prompt, Reflection, max_retries=self.max_retries, validate=lambda r: _check(r, aliases, self.max_ops)
+            prompt,
+            reply_model(sorted(aliases), self.max_ops),
+            settings=self.settings,
+            max_retries=self.max_retries,
+            validate=lambda r: _check(r, aliases, self.max_ops),
         )
         return [_to_op(choice, aliases) for choice in reply.output.ops]
 

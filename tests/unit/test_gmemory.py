@@ -309,6 +309,7 @@ async def test_the_reflector_maps_aliases_to_insights_and_retries_an_invented_on
     task = await solved(memory, "find the capital city of Spain", "r2")
     model = ScriptedModel([
         reply({"op": "AGREE", "id": 7, "text": "", "roles": []}),  # no insight 7 was shown
+        reply({"op": "AGREE", "id": None, "text": "", "roles": []}),  # an AGREE needs an id
         reply({"op": "AGREE", "id": 0, "text": "", "roles": []},
               {"op": "ADD", "id": None, "text": "spell the city as the page does", "roles": ["solver"]}),
     ])  # fmt: skip
@@ -316,7 +317,8 @@ async def test_the_reflector_maps_aliases_to_insights_and_retries_an_invented_on
     result = await Reflector(model, memory).reflect(
         "find the capital city of Spain", steps, outcome="success", task_id=task, scope=TEAM, shown=[known]
     )
-    assert "not 7" in model.requests[1].messages[-1].content
+    for rejected in model.requests[1:3]:  # the schema lists the aliases, and an AGREE must name one
+        assert "ops.0.ShownInsightChoice.id: Input should be 0" in rejected.messages[-1].content
     assert [(c.event, c.score) for c in result.changes] == [("AGREE", 3.0), ("ADD", 2.0)]
     added = await memory.get(result.changes[1].insight_id, scope=TEAM)
     assert added is not None and added.metadata["roles"] == "solver"
@@ -344,7 +346,7 @@ async def test_model_output_with_query_syntax_is_stored_as_plain_data(memory: Me
     steps = [Step(text, text) for text in INJECTIONS]
     task = await memory.gmemory.record_task(INJECTIONS[0], steps, scope=TEAM, run_id=INJECTIONS[1], outcome="success")
     model = ScriptedModel(
-        [reply(*({"op": "ADD", "id": None, "text": t, "roles": [t[:60].strip()]} for t in INJECTIONS))]
+        [reply(*({"op": "ADD", "id": None, "text": t, "roles": [t[:30].strip()]} for t in INJECTIONS))]
     )
     result = await Reflector(model, memory).reflect(INJECTIONS[2], [], outcome="success", task_id=task.task.id,
                                                     scope=TEAM)  # fmt: skip
