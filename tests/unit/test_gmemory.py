@@ -19,8 +19,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from hivegraph.agents.reflector import Reflector
-from hivegraph.errors import ConfigError, InvalidInputError, RecordNotFoundError, UnexpectedModelOutput
+from hivegraph.agents.reflector import Reflector, TrajectorySummarizer
+from hivegraph.errors import ConfigError, InvalidInputError, ModelAPIError, RecordNotFoundError, UnexpectedModelOutput
 from hivegraph.memory.condense import StepText
 from hivegraph.memory.facade import Memory, MemoryOptions
 from hivegraph.memory.gmemory import (
@@ -415,3 +415,17 @@ async def test_two_processes_recording_and_rewarding_then_killed_lose_nothing(tm
         assert len(supporters) - 1 >= acknowledged
     finally:
         await memory.aclose()
+
+
+async def test_a_model_summary_stands_in_for_the_rules_and_a_failed_one_falls_back_to_them(memory: Memory) -> None:
+    await memory.gmemory.record_task("find the capital city of France", CAPITAL, scope=TEAM, run_id="r1",
+                                     outcome="success")  # fmt: skip
+    summarizer = TrajectorySummarizer(ScriptedModel(["Looked up France's page; answered Paris. " * 40]))
+    found = await memory.gmemory.retrieve("capital city of France", scope=TEAM, token_budget=60, summarize=summarizer)
+    [shown] = found.trajectories
+    assert shown.summary is not None and shown.summary.startswith("Looked up France's page")
+    assert memory.counter.count(shown.render()) <= 60
+    broken = TrajectorySummarizer(ScriptedModel([ModelAPIError("scripted", "the server went away")]))
+    found = await memory.gmemory.retrieve("capital city of France", scope=TEAM, summarize=broken)
+    [shown] = found.trajectories
+    assert shown.summary is None and [s.content for s in shown.condensed.steps][-1] == "Finish: Paris"
