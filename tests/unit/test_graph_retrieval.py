@@ -231,3 +231,15 @@ def test_settings_turn_the_entity_graph_on_by_default(tmp_path: Path) -> None:
     )
     assert on.kinds is not None and "episodic" in on.kinds and "semantic" in on.kinds
     assert off.kinds is not None and "episodic" not in off.kinds
+
+
+async def test_verify_finds_missing_record_nodes_and_repair_brings_them_back(memory: Memory) -> None:
+    kept = await add(memory, "Ada planted tulips in the garden.")
+    await memory.store.catch_up()
+    graph = projection_of(memory).graph
+    await graph.reset()
+    report = await memory.verify()
+    assert [d.version_id for d in report.divergences] == [f"{kept}:1"]
+    assert (await memory.verify(repair=True)).repaired
+    assert (await memory.verify()).clean
+    assert await graph_ids(memory, "tulips") == [str(kept)]
