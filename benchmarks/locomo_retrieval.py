@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--conversations", type=int, help="only the first N conversations")
     parser.add_argument("--no-speed", action="store_true", help="skip the raw Chroma comparison")
     parser.add_argument("--graph", action="store_true", help="also run hg-graph (the graph retrieval source)")
-    parser.add_argument("--graph-weight", type=float, default=1.0, help="fusion weight of the graph source")
+    parser.add_argument("--graph-weight", type=float, default=0.5, help="fusion weight of the graph source")
     parser.add_argument("--graph-hops", type=int, default=GraphRetrievalSettings.hops, help="hops of its subgraph")
     parser.add_argument("--systems", help="only these hivegraph runs, comma-separated (hivegraph is always run)")
     args = parser.parse_args(argv)

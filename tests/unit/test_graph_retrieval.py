@@ -99,8 +99,8 @@ def test_pagerank_without_a_seed_in_the_subgraph_ranks_nothing() -> None:
 
 
 def open_memory(graph: GraphStore, journal: InMemoryJournal | SqliteJournal) -> Memory:
-    """A memory whose graph projection keeps the entity graph."""
-    projection = GraphProjection(graph, entities=WordEntities())
+    """A memory whose graph projection keeps the entity graph, walked 3 hops (so the checks cover every hop)."""
+    projection = GraphProjection(graph, entities=WordEntities(), retrieval=GraphRetrievalSettings(hops=3))
     return Memory.of(InMemorySpace(HashEmbedder()), journal=journal, projections=[projection])
 
 
@@ -160,6 +160,15 @@ async def check_multi_hop_and_scopes(memory: Memory) -> None:
 
 async def test_multi_hop_and_scopes(memory: Memory) -> None:
     await check_multi_hop_and_scopes(memory)
+
+
+async def test_two_hops_rank_only_the_records_that_mention_a_seed(memory: Memory) -> None:
+    projection_of(memory).source.settings = GraphRetrievalSettings(hops=2)
+    trip = await add(memory, "Ada booked the trip to Lisbon for the conference.")
+    venue = await add(memory, "The conference venue in Lisbon is the Belem Tower.")
+    await add(memory, "Belem Tower opens at nine on weekdays.")
+    assert sorted(await graph_ids(memory, "the trip to Lisbon")) == sorted([str(trip), str(venue)])
+    assert (await graph_ids(memory, "the trip to Lisbon"))[0] == str(trip)
 
 
 async def check_kinds_times_and_versions(memory: Memory) -> None:
