@@ -81,6 +81,8 @@ TYPE_INSIGHTS = {
     "comparison": "Comparison questions: search the page of each entity and compare the same attribute on both "
     "before finishing.",
 }
+CANDIDATES = (0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
+"""Thresholds whose share of linked pairs `--threshold` prints."""
 _DISAMBIGUATION = re.compile(r"\s*\([^)]*\)\s*$")
 
 
@@ -358,6 +360,12 @@ def threshold_report(questions: Sequence[Question], embedder: Embedder, name: st
     print(f"\nYouden's J {sep['youden_j']:.3f} at {sep['youden_threshold']:.3f}; max F1 {sep['max_f1']:.3f} at "
           f"{sep['f1_threshold']:.3f}; 1% of unrelated pairs at or above {sep['p99_unrelated']:.3f} "
           f"(it keeps {sep['recall_at_p99']:.2f} of the same-task pairs)")  # fmt: skip
+    same, other = samples["same task (question, probe)"], samples["unrelated, any"]
+    print("threshold  same-task pairs linked  unrelated pairs linked")
+    for cut in CANDIDATES:
+        linked, false = sum(v >= cut for v in same) / len(same), sum(v >= cut for v in other) / len(other)
+        sep[f"linked@{cut}"], sep[f"false@{cut}"] = linked, false
+        print(f"{cut:>9.2f}  {linked:>22.2f}  {false:>22.4f}")
     recommended = round(sep["f1_threshold"], 2)
     print(f"recommended similarity_threshold for {name}: {recommended:.2f} (the max-F1 cut, rounded)")
     return {"percentiles": shown, "separation": sep, "recommended": recommended}
