@@ -19,10 +19,14 @@ tasks take hours):
   suite's fixture) and stopped after. ArcadeDB stands in for Neo4j's driver
   path; its times are not Neo4j's.
 
-On this 2-core machine `record_task` runs at about 15 tasks/s, in flight one at
-a time or eight (it is bound by the journal and graph work in their threads),
-so one backend at 1k then 10k takes about 12 minutes: the default runs `sqlite`
-only; `--backends inmemory,sqlite` compares the graphs (about twice as long).
+`record_task` is slow enough to set the sizes: on this 2-core machine it ran
+at 14 tasks/s one at a time and 16 with eight in flight (300 tasks, bound by the
+journal and graph work in their threads), and writing the same records and links
+in journal batches of 100 tasks gave 18 tasks/s, so neither is used: the figure
+is one task at a time. Shared with other jobs, the SQLite backend took 2.3
+minutes to 1k and about 45 minutes to 10k. The default is therefore 1k and 3k
+on `sqlite` (under 15 minutes); the 10k figures come from `--sizes 1000,10000`,
+and `--backends inmemory,sqlite,bolt` compares the graphs (one after another).
 
 Seeding is cumulative: the store is filled to the first size, measured, then
 filled on to the next. **write tasks/s** is tasks recorded per second of
@@ -37,8 +41,9 @@ on the same probes in the same loop, the vector-only baseline of the `x
 search` ratio; `x inmem` is the ratio to the in-memory backend at the same
 size; `growth` is p50 at this size over p50 at the previous size.
 
-    .venv/bin/python benchmarks/graph_memory.py                         # 1k and 10k, sqlite (~12 min)
-    .venv/bin/python benchmarks/graph_memory.py --backends inmemory,sqlite --sizes 1000,3000
+    .venv/bin/python benchmarks/graph_memory.py                         # 1k and 3k, sqlite (~10 min)
+    .venv/bin/python benchmarks/graph_memory.py --sizes 1000,10000      # 1k and 10k, sqlite (~45 min)
+    .venv/bin/python benchmarks/graph_memory.py --backends inmemory,sqlite,bolt --sizes 1000 --probes 100
     .venv/bin/python benchmarks/graph_memory.py --sizes 1000 --probes 50
     .venv/bin/python benchmarks/graph_memory.py --bolt --sizes 1000,10000 --json graph_memory.json
 """
@@ -315,7 +320,7 @@ async def run_all(args: argparse.Namespace, folder: Path, bolt: GraphStore | Non
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=_ints, default=[1_000, 10_000], help="comma-separated task counts")
+    parser.add_argument("--sizes", type=_ints, default=[1_000, 3_000], help="comma-separated task counts")
     parser.add_argument("--backends", type=_names, default=None, help=f"comma-separated, of {', '.join(BACKENDS)}")
     parser.add_argument("--bolt", action="store_true", help="add the bolt backend (starts an ArcadeDB server)")
     parser.add_argument("--embedder", choices=("hash", "minilm"), default="hash")
