@@ -63,10 +63,14 @@ async def test_the_real_model_reflects_on_a_task_with_ops_that_apply(model: Open
         roles=["planner", "booker"],
     )  # fmt: skip
     assert result.model_calls == 1 and len(result.ops) <= 3 and len(result.changes) == len(result.ops)
-    for change in result.changes:  # every op the model chose was applied to a real insight, scored as it says
+    last = {change.insight_id: change for change in result.changes}  # an insight may be changed twice
+    for change in last.values():  # every op the model chose was applied to a real insight, scored as it says
         record = await memory.get(change.insight_id, scope=TEAM)
+        if change.retired:
+            assert record is None
+            continue
         assert record is not None and record.kind == "insight" and record.metadata["score"] == change.score
-        assert change.event in {"ADD", "AGREE", "EDIT", "REMOVE"}
+    assert all(change.event in {"ADD", "AGREE", "EDIT", "REMOVE"} for change in result.changes)
     found = await memory.gmemory.retrieve("Book a table at a French restaurant", scope=TEAM)
     assert known.insight_id in {i.id for i in found.insights} or any(c.retired for c in result.changes)
     assert not (await memory.verify()).divergences

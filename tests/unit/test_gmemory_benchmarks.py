@@ -9,14 +9,39 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.gmemory_retrieval import DEFAULT_DATA, contains, lesson_of, load, probe_of, steps_of
+import pytest
+
+from benchmarks.gmemory_retrieval import contains, lesson_of, load, probe_of, steps_of
 from benchmarks.gmemory_retrieval import main as retrieval_main
 from benchmarks.graph_memory import AGENTS, FAMILIES, synthetic_tasks
 from benchmarks.graph_memory import main as graph_main
 
+RIVERS = ["Amber", "Basalt", "Cedar", "Dune", "Ember", "Fjord", "Garnet", "Heath", "Iris", "Juniper"]
 
-def test_no_probe_contains_its_answer_or_the_question() -> None:
-    for q in load(DEFAULT_DATA):
+
+@pytest.fixture
+def sample(tmp_path: Path) -> Path:
+    """Ten questions in the HotpotQA distractor format (made up here, so the test needs no data folder)."""
+    rows: list[dict[str, object]] = []
+    for n, name in enumerate(RIVERS):
+        kind = "comparison" if n % 3 == 0 else "bridge"
+        titles = [f"{name} River", f"{name}ville (town)"]
+        sentences = [
+            [f"The {name} River flows past {name}ville.", " It is long."],
+            [f"{name}ville was founded in {1700 + n}."],
+        ]
+        rows.append({
+            "id": f"q{n}", "question": f"When was the town on the {name} River founded?", "answer": str(1700 + n),
+            "type": kind, "supporting_facts": {"title": titles, "sent_id": [0, 0]},
+            "context": {"title": titles, "sentences": sentences},
+        })  # fmt: skip
+    path = tmp_path / "sample.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
+    return path
+
+
+def test_no_probe_contains_its_answer_or_the_question(sample: Path) -> None:
+    for q in load(sample):
         probe = probe_of(q)
         assert not contains(probe, q.answer), (probe, q.answer)
         assert q.question not in probe
@@ -24,17 +49,17 @@ def test_no_probe_contains_its_answer_or_the_question() -> None:
         assert q.question not in lesson_of(q)
 
 
-def test_a_trajectory_searches_each_supporting_title_then_finishes() -> None:
-    [q] = load(DEFAULT_DATA, 1)
+def test_a_trajectory_searches_each_supporting_title_then_finishes(sample: Path) -> None:
+    [q] = load(sample, 1)
     steps = steps_of(q)
     assert [s.agent for s in steps] == ["searcher"] * len(q.titles) + ["solver"]
     assert all(s.content.startswith(f"search {t}") for s, t in zip(steps, q.titles, strict=False))
     assert steps[-1].content == f"finish: {q.answer}"
 
 
-def test_the_retrieval_benchmark_writes_rates_for_both_systems(tmp_path: Path) -> None:
+def test_the_retrieval_benchmark_writes_rates_for_both_systems(tmp_path: Path, sample: Path) -> None:
     out = tmp_path / "retrieval.json"
-    retrieval_main(["--embedder", "hash", "--limit", "10", "--json", str(out)])
+    retrieval_main(["--data", str(sample), "--embedder", "hash", "--limit", "10", "--json", str(out)])
     figures = json.loads(out.read_text(encoding="utf-8"))
     for system in ("gmemory", "vector", "vector-tasks"):
         assert set(figures[system]) >= {"traj@1", "insight@3"}
@@ -43,9 +68,9 @@ def test_the_retrieval_benchmark_writes_rates_for_both_systems(tmp_path: Path) -
     assert figures["probes"]["violations"] == 0
 
 
-def test_the_threshold_mode_recommends_a_cosine(tmp_path: Path) -> None:
+def test_the_threshold_mode_recommends_a_cosine(tmp_path: Path, sample: Path) -> None:
     out = tmp_path / "threshold.json"
-    retrieval_main(["--embedder", "hash", "--limit", "10", "--threshold", "--json", str(out)])
+    retrieval_main(["--data", str(sample), "--embedder", "hash", "--limit", "10", "--threshold", "--json", str(out)])
     found = json.loads(out.read_text(encoding="utf-8"))["threshold"]
     assert -1.0 <= found["recommended"] <= 1.0
     assert found["percentiles"]["unrelated, any"]["n"] == 45
