@@ -31,13 +31,12 @@ from hivegraph.memory.gmemory import (
     RemoveInsight,
     Step,
 )
-from hivegraph.memory.graph import GraphStore, InMemoryGraph, SqliteGraph
-from hivegraph.memory.graph.projection import GraphProjection
 from hivegraph.memory.journal_memory import InMemoryJournal
-from hivegraph.memory.journal_sqlite import SqliteJournal
 from hivegraph.memory.stores.inmemory import InMemorySpace
 from hivegraph.memory.types import Scope, UpdateOp
 from hivegraph.models.testing import HashEmbedder, ScriptedModel
+from tests.unit.test_links import graph_of
+from tests.unit.test_links import open_memory as open_links_memory
 
 ROOT = Path(__file__).resolve().parents[2]
 TEAM = Scope(team_id="crew")
@@ -52,14 +51,9 @@ CAPITAL = [
 ]
 
 
-def open_memory(kind: str, folder: Path, options: MemoryOptions = OPTIONS) -> Memory:
-    """The reference parts, or a SQLite journal and graph in one file."""
-    if kind == "reference":
-        journal, graph = InMemoryJournal(), InMemoryGraph()
-    else:
-        journal, graph = SqliteJournal(folder / "memory.sqlite"), SqliteGraph(folder / "memory.sqlite")
-    return Memory.of(InMemorySpace(HashEmbedder()), journal=journal, projections=[GraphProjection(graph)],
-                     options=options)  # fmt: skip
+def open_memory(kind: str, folder: Path) -> Memory:
+    """The reference parts, or a SQLite journal and graph in one file, with this file's G-Memory options."""
+    return open_links_memory(kind, folder, OPTIONS)
 
 
 @pytest.fixture(params=["reference", "sqlite"])
@@ -67,11 +61,6 @@ async def memory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     opened = await open_memory(request.param, tmp_path).open()
     yield opened
     await opened.aclose()
-
-
-def graph_of(memory: Memory) -> GraphStore:
-    assert memory.graph is not None
-    return memory.graph
 
 
 async def solved(memory: Memory, task: str, run_id: str, *, outcome: str = "success", scope: Scope = TEAM) -> UUID:

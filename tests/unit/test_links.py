@@ -20,7 +20,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from hivegraph.errors import InvalidInputError, RecordNotFoundError, ScopeViolationError
-from hivegraph.memory.facade import Memory
+from hivegraph.memory.facade import Memory, MemoryOptions
 from hivegraph.memory.graph import GraphEdge, GraphStore, InMemoryGraph, SqliteGraph
 from hivegraph.memory.graph.projection import GraphProjection
 from hivegraph.memory.journal_memory import InMemoryJournal
@@ -35,13 +35,15 @@ TEAM = Scope(team_id="crew")
 OTHER = Scope(team_id="rivals")
 
 
-def open_memory(kind: str, folder: Path) -> Memory:
+def open_memory(kind: str, folder: Path, options: MemoryOptions | None = None) -> Memory:
     """A memory whose graph is projected: the reference parts, or a SQLite journal and graph in one file."""
     if kind == "reference":
         journal, graph = InMemoryJournal(), InMemoryGraph()
     else:
         journal, graph = SqliteJournal(folder / "memory.sqlite"), SqliteGraph(folder / "memory.sqlite")
-    return Memory.of(InMemorySpace(HashEmbedder()), journal=journal, projections=[GraphProjection(graph)])
+    return Memory.of(
+        InMemorySpace(HashEmbedder()), journal=journal, projections=[GraphProjection(graph)], options=options
+    )
 
 
 @pytest.fixture(params=["reference", "sqlite"])
