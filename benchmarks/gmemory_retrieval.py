@@ -234,12 +234,10 @@ async def evaluate(memory: Memory, seeded: Sequence[Seeded]) -> dict[str, Any]:
         ctx = await memory.gmemory.retrieve(s.probe, scope=TEAM)
         first_tasks = [t.id for t in ctx.tasks if t.hops == 0]
         insights = [i.id for i in ctx.insights]
-        reranked = await by_task_rank(memory, [t.id for t in ctx.tasks], insights_of)
         tallies["gmemory"].add(**{
             "traj@1": bool(ctx.trajectories) and ctx.trajectories[0].task_id == s.task_id,
             "insight@3": s.insight_id in insights[:3], "task@1": first_tasks[:1] == [s.task_id],
             "task@3": s.task_id in first_tasks, "insight@5": s.insight_id in insights,
-            "insight@3 ties by task rank": s.insight_id in reranked[:3],
         })  # fmt: skip
         tasks = [h.record_id for h in await memory.search(s.probe, scope=TEAM, k=3, kinds=("query",))]
         lessons = [h.record_id for h in await memory.search(s.probe, scope=TEAM, k=3, kinds=("insight",))]
@@ -256,20 +254,6 @@ async def evaluate(memory: Memory, seeded: Sequence[Seeded]) -> dict[str, Any]:
     return figures
 
 
-async def by_task_rank(memory: Memory, tasks: Sequence[UUID], insights_of: dict[UUID, tuple[UUID, UUID]]) -> list[UUID]:
-    """G-Memory's insight order with its last tie-break (the insight id) replaced by the best rank of a supporting task.
-
-    What `retrieve` would return if an insight supported by the most similar task
-    came before one supported by a task found later: a diagnostic, not a system.
-    """
-    assert memory.graph is not None
-    ranked = await memory.graph.insights_for([str(t) for t in tasks], scope=TEAM, limit=1000)
-    rank = {insight: n for n, task in reversed(list(enumerate(tasks))) for insight in insights_of[task]}
-    ranked = sorted(ranked, key=lambda r: (-r.support, -float(str(r.insight.properties.get("score", 0))),
-                                           rank.get(UUID(r.insight.id), len(tasks))))  # fmt: skip
-    return [UUID(r.insight.id) for r in ranked]
-
-
 def print_table(figures: dict[str, Any], *, embedder: str, path: Path) -> None:
     probes = figures["probes"]
     print(f"\nG-Memory retrieval on {path.name} ({probes['n']} tasks; embedder {embedder}; "
@@ -282,14 +266,15 @@ def print_table(figures: dict[str, Any], *, embedder: str, path: Path) -> None:
         ratios = [_ratio(row[m], base[m]) for m in ("traj@1", "insight@3")]
         print(f"{name:<13} {row['traj@1']:>7.2f} {row['insight@3']:>10.2f} {ratios[0]:>7} {ratios[1]:>7}")
     g = figures["gmemory"]
-    print(f"\ngmemory diagnostics: task@1 {g['task@1']:.2f}  task@3 {g['task@3']:.2f}  insight@5 {g['insight@5']:.2f}"
-          f"  insight@3 with ties by task rank {g['insight@3 ties by task rank']:.2f}")  # fmt: skip
+    print(f"\ngmemory diagnostics: task@1 {g['task@1']:.2f}  task@3 {g['task@3']:.2f}  insight@5 {g['insight@5']:.2f}")
     print(
         "  task@1 / task@3: own task first / among the 3 the hybrid search starts from; insight@5: own insight among"
-        " all returned;\n  ties by task rank: the insights of the same tasks ordered by support, score, then the best"
-        " rank of a supporting task\n  instead of the insight id (what the ranking would give with that tie-break)"
+        " all returned"
     )
-    print("x: ratio to the vector baseline (same run)")
+    print(
+        "vector: flat vector search over task texts (traj@1) and over insight texts (insight@3);"
+        " vector-tasks: the insights of the tasks plain vector search finds\nx: ratio to the vector baseline (same run)"
+    )
 
 
 def _ratio(value: float, base: float) -> str:

@@ -159,6 +159,18 @@ async def test_retrieval_climbs_to_insights_by_support_then_score_and_descends_t
     assert "answer with the city name only" in text and "Finish: the answer to find the capital city of" in text
 
 
+async def test_insights_that_tie_on_support_and_score_follow_the_rank_of_their_tasks(memory: Memory) -> None:
+    tasks = {
+        topic: await solved(memory, f"find the {topic}", f"r-{n}")
+        for n, topic in enumerate(["capital city of France", "tallest mountain of Nepal", "longest river of Egypt"])
+    }
+    lessons = {topic: await lesson(memory, task, f"lesson from the {topic}") for topic, task in tasks.items()}
+    for topic in tasks:
+        found = await memory.gmemory.retrieve(f"what is the {topic}", scope=TEAM)
+        assert found.tasks[0].id == tasks[topic]
+        assert found.insights[0].id == lessons[topic], topic  # support 1 and score 2 each: the best task's comes first
+
+
 async def test_a_neighbour_in_the_query_graph_joins_the_similar_tasks(memory: Memory) -> None:
     options = MemoryOptions(gmemory=GMemorySettings(similarity_threshold=0.3, similar_tasks=1))
     memory = Memory(memory.store, options=options, sources=[])

@@ -404,7 +404,10 @@ async def check_trajectory_is_in_step_order(open_graph: OpenGraph) -> None:
 
 @_check
 async def check_insights_rank_by_support_then_score(open_graph: OpenGraph) -> None:
-    """Most supporting tasks among those asked first, then highest score, then id; contradictions are no support."""
+    """Most supporting tasks among those asked, then highest score, then the earliest supporting task asked, then id.
+
+    Contradictions are no support.
+    """
     async with _opened(open_graph) as graph:
         insights = [insight("low", 1), insight("high", 5), insight("tie-b", 3), insight("tie-a", 3), insight("x", 9)]
         supports = [("t1", "low"), ("t2", "low"), ("t1", "high"), ("t1", "tie-b"), ("t2", "tie-a"), ("t3", "x")]
@@ -414,8 +417,11 @@ async def check_insights_rank_by_support_then_score(open_graph: OpenGraph) -> No
             seq=1,
         )
         ranked = await graph.insights_for(["t1", "t2", "t1"], scope=ADA)
-        want = [("low", 2), ("high", 1), ("tie-a", 1), ("tie-b", 1)]
-        _expect([(r.insight.id, r.support) for r in ranked], want, "ranking")
+        want = [("low", 2, 0), ("high", 1, 0), ("tie-b", 1, 0), ("tie-a", 1, 1)]
+        _expect([(r.insight.id, r.support, r.first) for r in ranked], want, "ranking")
+        ranked = await graph.insights_for(["t2", "t1"], scope=ADA)
+        want = [("low", 2, 0), ("high", 1, 1), ("tie-a", 1, 0), ("tie-b", 1, 1)]
+        _expect([(r.insight.id, r.support, r.first) for r in ranked], want, "ranking by the order asked")
         _expect(
             [r.insight.id for r in await graph.insights_for(["t1", "t2"], scope=ADA, limit=2)], ["low", "high"], "limit"
         )

@@ -53,8 +53,8 @@ from hivegraph.memory.graph.plan import (
     plan_retire,
     plan_upsert,
     properties_json,
+    rank_insights,
     referenced,
-    score_of,
     step_of,
     stored_scope,
     visible,
@@ -237,19 +237,13 @@ class LadybugGraph:
         return sorted(steps, key=lambda node: (step_of(node), node.id))
 
     async def insights_for(self, task_ids: Sequence[str], *, scope: Scope, limit: int = 10) -> list[RankedInsight]:
-        """Insights supported by any of `task_ids`: most supporting tasks first, then highest score, then id."""
+        """Insights supported by any of `task_ids`, ranked as `rank_insights` says."""
         tasks, scope, limit = check_ids(task_ids, "task_ids"), ensure_scope(scope), check_limit(limit)
 
-        def read(db: ladybug.Connection) -> dict[str, tuple[GraphNode, int]]:
-            support: dict[str, tuple[GraphNode, int]] = {}
-            for task in tasks:
-                for insight in _owned(db, "SUPPORTS", task, scope):
-                    support[insight.id] = (insight, support.get(insight.id, (insight, 0))[1] + 1)
-            return support
+        def read(db: ladybug.Connection) -> list[tuple[GraphNode, str]]:
+            return [(insight, task) for task in dict.fromkeys(tasks) for insight in _owned(db, "SUPPORTS", task, scope)]
 
-        ranked = [RankedInsight(insight, n) for insight, n in (await self._run(read)).values()]
-        ranked.sort(key=lambda r: (-r.support, -score_of(r.insight), r.insight.id))
-        return ranked[:limit]
+        return rank_insights(await self._run(read), tasks, limit)
 
     async def cursor(self) -> int:
         """The last journal `seq` applied (0 if none)."""

@@ -25,7 +25,7 @@ from hivegraph.memory.graph.plan import (
     check_seq,
     plan_retire,
     plan_upsert,
-    score_of,
+    rank_insights,
     step_of,
     visible,
 )
@@ -154,19 +154,17 @@ class InMemoryGraph:
         return sorted(steps, key=lambda node: (step_of(node), node.id))
 
     async def insights_for(self, task_ids: Sequence[str], *, scope: Scope, limit: int = 10) -> list[RankedInsight]:
-        """Insights supported by any of `task_ids`: most supporting tasks first, then highest score, then id."""
+        """Insights supported by any of `task_ids`, ranked as `rank_insights` says."""
         tasks, scope, limit = check_ids(task_ids, "task_ids"), ensure_scope(scope), check_limit(limit)
-        support: dict[str, set[str]] = {}
+        supported: list[tuple[GraphNode, str]] = []
         with self._lock:
-            for task_id in tasks:
+            for task_id in dict.fromkeys(tasks):
                 task = self._nodes.get(task_id)
                 if task is None or task.label != "Task" or not visible(task, scope):
                     continue
-                for edge in self._edges_at(task_id, scope, {"SUPPORTS"}):
-                    support.setdefault(edge.target, set()).add(task_id)
-            ranked = [RankedInsight(self._nodes[insight], len(by)) for insight, by in support.items()]
-        ranked.sort(key=lambda r: (-r.support, -score_of(r.insight), r.insight.id))
-        return ranked[:limit]
+                edges = self._edges_at(task_id, scope, {"SUPPORTS"})
+                supported += [(self._nodes[edge.target], task_id) for edge in edges]
+        return rank_insights(supported, tasks, limit)
 
     async def cursor(self) -> int:
         """The last journal `seq` applied (0 if none)."""

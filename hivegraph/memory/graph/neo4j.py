@@ -52,8 +52,8 @@ from hivegraph.memory.graph.plan import (
     plan_retire,
     plan_upsert,
     properties_json,
+    rank_insights,
     referenced,
-    score_of,
     step_of,
     stored_scope,
 )
@@ -275,19 +275,14 @@ class Neo4jGraph:
         return sorted((_node(row[0]) for row in rows), key=lambda node: (step_of(node), node.id))
 
     async def insights_for(self, task_ids: Sequence[str], *, scope: Scope, limit: int = 10) -> list[RankedInsight]:
-        """Insights supported by any of `task_ids`: most supporting tasks first, then highest score, then id."""
+        """Insights supported by any of `task_ids`, ranked as `rank_insights` says."""
         tasks, scope, limit = check_ids(task_ids, "task_ids"), ensure_scope(scope), check_limit(limit)
         query = (f"MATCH (t:HgNode:Task)-[r:SUPPORTS]->(i:HgNode:Insight)"
                  f" WHERE t.id IN $tasks AND t.retired_seq IS NULL{_in_scope('t', scope)}"
                  f" AND r.retired_seq IS NULL{_in_scope('r', scope)}"
                  f" AND i.retired_seq IS NULL{_in_scope('i', scope)} RETURN t.id, i")  # fmt: skip
-        support: dict[str, tuple[GraphNode, set[str]]] = {}
-        for task_id, value in await self._read(lambda tx: _values(tx, query, tasks=tasks, **_scope_args(scope))):
-            insight = _node(value)
-            support.setdefault(insight.id, (insight, set()))[1].add(task_id)
-        ranked = [RankedInsight(insight, len(by)) for insight, by in support.values()]
-        ranked.sort(key=lambda r: (-r.support, -score_of(r.insight), r.insight.id))
-        return ranked[:limit]
+        rows = await self._read(lambda tx: _values(tx, query, tasks=tasks, **_scope_args(scope)))
+        return rank_insights(((_node(value), task_id) for task_id, value in rows), tasks, limit)
 
     async def cursor(self) -> int:
         """The last journal `seq` applied (0 if none)."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import cast
 
 from hivegraph.errors import DanglingEdgeError, InvalidInputError, ScopeViolationError
-from hivegraph.memory.graph.store import GraphEdge, GraphNode
+from hivegraph.memory.graph.store import GraphEdge, GraphNode, RankedInsight
 from hivegraph.memory.types import Scope, ensure_scope
 from hivegraph.memory.validation import check_metadata, check_scalar, check_text
 from hivegraph.memory.vocabulary import (
@@ -227,6 +227,21 @@ def step_of(message: GraphNode) -> int:
 def score_of(insight: GraphNode) -> float:
     """An insight's score (checked to be a number when it was written)."""
     return float(insight.properties[SCORE])
+
+
+def rank_insights(supported: Iterable[tuple[GraphNode, str]], tasks: Sequence[str], limit: int) -> list[RankedInsight]:
+    """The `limit` best insights from (insight, supporting task) pairs, ranked as `GraphStore.insights_for` says.
+
+    Most distinct supporting tasks first, then highest score, then the earliest
+    supporting task in `tasks` (the caller's order, most relevant first), then id.
+    """
+    position = {task: n for n, task in reversed(list(enumerate(tasks)))}
+    found: dict[str, tuple[GraphNode, set[str]]] = {}
+    for insight, task in supported:
+        found.setdefault(insight.id, (insight, set()))[1].add(task)
+    ranked = [RankedInsight(insight, len(by), min(position[t] for t in by)) for insight, by in found.values()]
+    ranked.sort(key=lambda r: (-r.support, -score_of(r.insight), r.first, r.insight.id))
+    return ranked[:limit]
 
 
 def referenced(nodes: Sequence[GraphNode], edges: Sequence[GraphEdge]) -> tuple[set[str], set[str]]:

@@ -45,8 +45,8 @@ from hivegraph.memory.graph.plan import (
     plan_retire,
     plan_upsert,
     properties_json,
+    rank_insights,
     referenced,
-    score_of,
     step_of,
     stored_scope,
     visible,
@@ -251,19 +251,15 @@ class SqliteGraph:
         return sorted(steps, key=lambda node: (step_of(node), node.id))
 
     async def insights_for(self, task_ids: Sequence[str], *, scope: Scope, limit: int = 10) -> list[RankedInsight]:
-        """Insights supported by any of `task_ids`: most supporting tasks first, then highest score, then id."""
+        """Insights supported by any of `task_ids`, ranked as `rank_insights` says."""
         tasks, scope, limit = check_ids(task_ids, "task_ids"), ensure_scope(scope), check_limit(limit)
         sql = (f"SELECT e.source, {_cols(NODE_COLUMNS, 'n')} FROM hg_graph_nodes t"
                f" JOIN hg_graph_edges e ON e.source = t.id JOIN hg_graph_nodes n ON n.id = e.target"
                f" WHERE t.id IN {_ids('tasks')} AND t.label = 'Task' AND t.{_CURRENT}"
                f"{_in_scope('t', scope)} AND e.type = 'SUPPORTS' AND e.{_CURRENT}{_in_scope('e', scope)}")  # fmt: skip
         args = {"tasks": json.dumps(tasks), **_scope_args(scope)}
-        support: dict[str, tuple[GraphNode, set[str]]] = {}
-        for row in await self._read(lambda db: db.execute(sql, args).fetchall()):
-            support.setdefault(row[1], (_node(row[1:]), set()))[1].add(row[0])
-        ranked = [RankedInsight(insight, len(by)) for insight, by in support.values()]
-        ranked.sort(key=lambda r: (-r.support, -score_of(r.insight), r.insight.id))
-        return ranked[:limit]
+        rows = await self._read(lambda db: db.execute(sql, args).fetchall())
+        return rank_insights(((_node(row[1:]), row[0]) for row in rows), tasks, limit)
 
     async def cursor(self) -> int:
         """The last journal `seq` applied (0 if none)."""

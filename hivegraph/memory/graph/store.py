@@ -93,10 +93,11 @@ class Subgraph:
 
 @dataclass(frozen=True, slots=True)
 class RankedInsight:
-    """An insight, and how many of the asked tasks support it."""
+    """An insight, how many of the asked tasks support it, and the position of the first of them among those asked."""
 
     insight: GraphNode
     support: int
+    first: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +196,11 @@ class GraphStore(Protocol):
         ...
 
     async def insights_for(self, task_ids: Sequence[str], *, scope: Scope, limit: int = 10) -> list[RankedInsight]:
-        """Insights supported by any of `task_ids`: most supporting tasks first, then highest score, then id."""
+        """Insights supported by any of `task_ids`, best first.
+
+        Most supporting tasks first, then highest score, then the earliest supporting
+        task in `task_ids` (callers list the most relevant task first), then id.
+        """
         ...
 
     async def cursor(self) -> int:
