@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 from uuid import UUID
@@ -24,15 +24,25 @@ from hivegraph.config import HivegraphSettings, load_settings
 from hivegraph.errors import GraphError
 from hivegraph.graphs.context import TeamContext
 from hivegraph.graphs.nodes import learn_in_gmemory
-from hivegraph.graphs.patterns import pipeline
+from hivegraph.graphs.patterns import TeamGraph, debate, pipeline, supervisor
 from hivegraph.graphs.state import RecalledState, TeamState, TurnState, WrittenState
 from hivegraph.memory.facade import Memory, open_memory
 from hivegraph.memory.gmemory import GMemory, InsightChange
 from hivegraph.memory.types import Scope, Source
+from hivegraph.models._sync import run_sync
 from hivegraph.models.base import ChatModel
 from hivegraph.registry import CHAT_MODELS, CHECKPOINTERS, check_backends
 
-__all__ = ["Hivegraph", "Team", "TeamLearned", "TeamRun", "open_hivegraph", "open_memory"]
+__all__ = [
+    "Hivegraph",
+    "Team",
+    "TeamLearned",
+    "TeamRun",
+    "TeamStep",
+    "open_hivegraph",
+    "open_hivegraph_sync",
+    "open_memory",
+]
 
 
 @dataclass
@@ -47,6 +57,15 @@ class TeamRun:
     refused: list[str]
     shown_insights: list[str] = field(default_factory=list[str])
     """The G-Memory insights the agents were shown (what `Team.learn` rescores)."""
+
+
+@dataclass(frozen=True)
+class TeamStep:
+    """One node of a streamed run finished: its name and the state update it made."""
+
+    run_id: str
+    node: str
+    update: dict[str, Any]
 
 
 @dataclass
@@ -111,6 +130,21 @@ class Team:
             raise GraphError(f"no run {run_id!r} in scope {self.scope} to resume")
         return await self._invoke(None, run_id)
 
+    async def stream(self, task: str, *, run_id: str | None = None) -> AsyncIterator[TeamStep]:
+        """Run the team on `task`, yielding each node's state update as soon as the node finishes."""
+        run_id = run_id or uuid.uuid4().hex
+        await self.app.memory.store.claim_run(run_id, scope=self.scope)
+        config: RunnableConfig = {"configurable": {"thread_id": run_id}}
+        context = self.app.context(self.agents, scope=self.scope, run_id=run_id)
+        payload: TeamState = {"task": task, "turns": []}
+        async for chunk in self.graph.astream(payload, config, context=context, stream_mode="updates"):  # pyright: ignore[reportUnknownMemberType]
+            for node, update in cast(dict[str, Any], chunk).items():
+                yield TeamStep(run_id=run_id, node=node, update=cast(dict[str, Any], update or {}))
+
+    def run_sync(self, task: str, *, run_id: str | None = None) -> TeamRun:
+        """`run` from synchronous code (on hivegraph's background event loop; see `open_hivegraph_sync`)."""
+        return run_sync(self.run(task, run_id=run_id))
+
     async def _invoke(self, payload: TeamState | None, run_id: str) -> TeamRun:
         config: RunnableConfig = {"configurable": {"thread_id": run_id}}
         context = self.app.context(self.agents, scope=self.scope, run_id=run_id)
@@ -140,9 +174,29 @@ class Hivegraph:
     """Draws G-Memory insights after tasks (None: G-Memory off, or no reflection)."""
 
     def team(self, agents: Sequence[Agent], *, scope: Scope) -> Team:
-        """A pipeline team of `agents` reading and writing memory in `scope`."""
-        graph = pipeline(agents).compile(checkpointer=self.checkpointer)  # pyright: ignore[reportUnknownMemberType]
-        return Team(graph=graph, app=self, agents={a.name: a for a in agents}, scope=scope)
+        """A pipeline team of `agents` (each acts once, in order) reading and writing memory in `scope`."""
+        return self.team_of(pipeline(agents), agents, scope=scope)
+
+    def supervisor_team(self, router: Agent, workers: Sequence[Agent], *, scope: Scope, max_turns: int = 6) -> Team:
+        """A team in which `router` picks the worker who acts next, for at most `max_turns` worker turns."""
+        return self.team_of(supervisor(router, workers, max_turns=max_turns), [router, *workers], scope=scope)
+
+    def debate_team(self, proposers: Sequence[Agent], judge: Agent, *, scope: Scope, rounds: int = 1) -> Team:
+        """A team whose proposers answer in parallel for `rounds` rounds before `judge` decides."""
+        return self.team_of(debate(proposers, judge, rounds=rounds), [*proposers, judge], scope=scope)
+
+    def team_of(self, graph: TeamGraph, agents: Sequence[Agent], *, scope: Scope) -> Team:
+        """A team from a graph written by hand with hivegraph's nodes; `agents` are those its nodes run.
+
+        Raises:
+            GraphError: two agents share a name.
+
+        """
+        names = [a.name for a in agents]
+        if len(set(names)) != len(names):
+            raise GraphError(f"agent names must be unique; got {names}")
+        compiled = graph.compile(checkpointer=self.checkpointer)  # pyright: ignore[reportUnknownMemberType]
+        return Team(graph=compiled, app=self, agents={a.name: a for a in agents}, scope=scope)
 
     def context(self, agents: dict[str, Agent], *, scope: Scope, run_id: str) -> TeamContext:
         """The run-time context of one run."""
@@ -186,3 +240,22 @@ async def open_hivegraph(
             reflector=Reflector(chat, memory, max_retries=settings.model.max_retries)
             if settings.gmemory.reflect else None,
         )  # fmt: skip
+
+
+@contextmanager
+def open_hivegraph_sync(
+    settings: HivegraphSettings | None = None, *, model: ChatModel | None = None
+) -> Generator[Hivegraph]:
+    """`open_hivegraph` for synchronous code: the backends live on hivegraph's background event loop.
+
+    Teams of the yielded `Hivegraph` run with `Team.run_sync`.
+    """
+    opened = open_hivegraph(settings, model=model)
+    app = run_sync(opened.__aenter__())
+    try:
+        yield app
+    except BaseException as exc:
+        if not run_sync(opened.__aexit__(type(exc), exc, exc.__traceback__)):
+            raise
+    else:
+        run_sync(opened.__aexit__(None, None, None))

@@ -89,6 +89,9 @@ class ModelSettings(_Section):
     timeout_s: float = Field(default=120.0, gt=0)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(default=256, ge=1)
+    native_tools: bool = False
+    """Whether the server parses tool calls itself (vLLM with `--enable-auto-tool-choice`); otherwise agents
+    choose tools through JSON-schema-constrained actions, which every served model supports."""
     server: ModelServerSettings = Field(default_factory=ModelServerSettings)
 
 

@@ -133,6 +133,8 @@ class ChatModel(ABC):
     model_name: str = "unknown"
     max_retries: int = 2
     """Extra attempts `structured` allows when a reply does not validate."""
+    native_tools: bool = False
+    """Whether the model returns tool calls itself; agents otherwise act through constrained JSON actions."""
 
     @abstractmethod
     async def request(

@@ -57,7 +57,9 @@ class OpenAICompatModel(ChatModel):
         temperature: float = 0.0,
         max_tokens: int = 256,
         transport_retries: int = DEFAULT_TRANSPORT_RETRIES,
+        native_tools: bool = False,
     ) -> None:
+        self.native_tools = native_tools
         self.provider = OpenAICompatProvider(
             base_url=base_url,
             api_key=api_key,
@@ -83,6 +85,7 @@ class OpenAICompatModel(ChatModel):
             timeout_s=section.timeout_s,
             temperature=section.temperature,
             max_tokens=section.max_tokens,
+            native_tools=section.native_tools,
         )
 
     async def request(
