@@ -22,7 +22,8 @@ failures (a backend that does not answer, a model that replies nonsense)::
     │   ├── JournalSchemaError        the journal was written by a newer hivegraph
     │   └── DanglingEdgeError         a graph edge names a node that is not current in its scope (edge_id, node_id)
     ├── AgentError
-    │   └── InvalidDecisionError      a memory-manager decision could not be applied
+    │   ├── InvalidDecisionError      a memory-manager decision could not be applied
+    │   └── PolicyViolationError      an agent reached for memory its policy does not allow
     └── GraphError                    a team graph was built or run wrongly
 
 `RetryRequested` is a control signal, not an error: a validator raises it to ask
@@ -172,6 +173,10 @@ class AgentError(HivegraphError):
 
 class InvalidDecisionError(AgentError):
     """A memory-manager decision referred to something it may not touch."""
+
+
+class PolicyViolationError(AgentError):
+    """An agent tried to read or write memory its policy does not allow (nothing was changed)."""
 
 
 class GraphError(HivegraphError):

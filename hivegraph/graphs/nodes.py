@@ -12,6 +12,7 @@ from uuid import UUID
 from langgraph.runtime import Runtime
 
 from hivegraph.agents.base import Agent, ContextBlock, Turn
+from hivegraph.errors import PolicyViolationError
 from hivegraph.graphs.context import TeamContext
 from hivegraph.graphs.state import RecalledState, TeamState, ToolUseState, TurnState, WrittenState
 from hivegraph.memory.condense import StepText
@@ -25,6 +26,7 @@ from hivegraph.memory.types import Scalar, Source, utcnow
 from hivegraph.memory.vocabulary import Outcome
 from hivegraph.models.base import Message, assistant, user
 from hivegraph.models.tokens import TokenCounter, pack
+from hivegraph.tools.policy import policy_tools
 
 GMEMORY = "gmemory"
 """The kind of the recalled block that carries an agent's G-Memory context."""
@@ -72,8 +74,10 @@ async def _recall_records(agent: Agent, task: str, ctx: TeamContext) -> list[Rec
     policy = agent.memory
     if not policy.read_kinds or policy.k < 1:
         return []
-    found = await ctx.memory.recall(task, scope=ctx.scope, k=policy.k, kinds=policy.read_kinds)
-    kept = pack(found.hits, policy.token_budget, count=lambda h: _tokens(h, ctx.memory.counter)).items
+    scope = policy.scope_for(policy.read_scope, ctx.scope, agent.name)
+    found = await ctx.memory.recall(task, scope=scope, k=2 * policy.k, kinds=policy.read_kinds)
+    seen = [hit for hit in found.hits if policy.may_see(hit.loaded.scope, agent.name)][: policy.k]
+    kept = pack(seen, policy.token_budget, count=lambda h: _tokens(h, ctx.memory.counter)).items
     return [_recalled(hit) for hit in kept]
 
 
@@ -100,13 +104,19 @@ def agent_node(agent: Agent, *, recall_first: bool = True) -> Node:
     """
 
     async def step(state: TeamState, *, runtime: Runtime[TeamContext]) -> dict[str, Any]:
-        update: dict[str, Any] = await recall_for(agent, state, runtime.context) if recall_first else {}
+        ctx = runtime.context
+        update: dict[str, Any] = await recall_for(agent, state, ctx) if recall_first else {}
         memories = update.get("recalled", state.get("recalled", {})).get(agent.name, [])
+        step_index = len(state.get("turns", []))
+        tools = (policy_tools(ctx.memory, agent.memory, team=ctx.scope, agent=agent.name, run_id=ctx.run_id,
+                              step=step_index) if agent.memory.tools else [])  # fmt: skip
         turn = await agent.respond(
             task=state["task"], context=context_blocks(memories), transcript=transcript_of(state),
-            default_model=runtime.context.model,
+            default_model=ctx.model, extra_tools=tools,
         )  # fmt: skip
-        return {**update, "turns": [turn_state(turn)]}
+        refused = [f"{agent.name} step {step_index}: {use.result}" for use in turn.tool_uses
+                   if use.result.startswith(PolicyViolationError.__name__)]  # fmt: skip
+        return {**update, "turns": [turn_state(turn)], **({"refused": refused} if refused else {})}
 
     step.__name__ = agent.name
     return step
@@ -161,8 +171,10 @@ async def consolidate(state: TeamState, *, runtime: Runtime[TeamContext]) -> dic
 
 
 async def _record_in_gmemory(state: TeamState, ctx: TeamContext, key: str) -> list[WrittenState]:
-    """Record the task and its interaction graph under `key` (the run's first consolidation: the run id);
-    with a known outcome, rescore and reflect."""
+    """Record the task and its interaction graph under `key`; with a known outcome, rescore and reflect.
+
+    `key` is the run id for the run's first consolidation.
+    """
     turns = state.get("turns", [])
     steps = [Step(agent=t["agent"], content=t["content"]) for t in turns]
     outcome = state.get("outcome")

@@ -62,8 +62,10 @@ class TeamState(TypedDict, total=False):
     turns: Annotated[list[TurnState], operator.add]
     recalled: Annotated[dict[str, list[RecalledState]], merge_recalled]
     """Memories recalled per agent name (each agent recalls before its step)."""
-    written: list[WrittenState]
-    refused: list[str]
+    written: Annotated[list[WrittenState], operator.add]
+    """Memory changes of every `consolidate` step so far."""
+    refused: Annotated[list[str], operator.add]
+    """Writes refused: an agent's outside its policy, the memory manager's ops the store turned down."""
     outcome: Literal["success", "failure"]
     """How the task ended, when the input or a judging node says so (G-Memory learns from it)."""
     consolidations: int

@@ -96,12 +96,14 @@ def ensure_scope(scope: object) -> Scope:
 
 
 class Source(BaseModel):
-    """Where a memory came from."""
+    """Where a memory came from: the run, the agent, its step in the run, and the messages or tool results."""
 
     model_config = ConfigDict(frozen=True)
     run_id: str | None = None
     agent: str | None = None
     message_ids: list[str] = Field(default_factory=list[str])
+    step: int | None = Field(default=None, ge=0)
+    """The index of the agent's turn in the run that wrote it (None: not written by an agent's turn)."""
 
 
 class MemoryRecord(BaseModel):
