@@ -23,6 +23,7 @@ from uuid import UUID
 
 import yaml
 
+from hivegraph.cli_run import add_run_parser
 from hivegraph.config import HivegraphSettings, load_settings
 from hivegraph.errors import ConfigError, HivegraphError, InvalidInputError, MemoryStoreError
 from hivegraph.memory.store import MemoryStore
@@ -272,6 +273,7 @@ def _parser() -> argparse.ArgumentParser:
     model.add_parser("status", help="list running servers").set_defaults(func=_model_status)
 
     _memory_parser(groups.add_parser("memory", help="read, verify and repair memory"))
+    add_run_parser(groups)
     return parser
 
 

@@ -10,9 +10,9 @@ RANK = {
     "config": 0, "errors": 0, "registry": 0, "postgres": 0,
     "models": 1,
     "memory": 2,
-    "tools": 3, "agents": 3,
+    "tools": 3, "agents": 3, "integrations": 3,
     "graphs": 4,
-    "app": 5, "cli": 6,
+    "app": 5, "teamspec": 5, "cli": 6, "cli_run": 6,
 }  # fmt: skip
 
 
