@@ -2,6 +2,8 @@
 
 import importlib.util
 import json
+import re
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -17,6 +19,7 @@ def load(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve their annotations through it
     spec.loader.exec_module(module)
     return module
 
@@ -41,3 +44,76 @@ async def test_quickstart_second_run_recalls_the_first(
     assert "=== run 1" in out and "=== run 2" in out
     assert "memory ADD    [semantic" in out and "Ada is allergic to peanuts" in out
     assert (tmp_path / "chroma").is_dir()  # the default profile's persistent Chroma
+
+
+def hotpot_rows() -> list[dict[str, object]]:
+    """Three HotpotQA-format questions whose answers are page titles (the scripted verifier names a title)."""
+
+    def row(n: int, question: str, answer: str, pages: list[tuple[str, str]]) -> dict[str, object]:
+        distractors = [(f"Filler {n}-{i}", f"Filler page {i} is about gardening and weather.") for i in range(3)]
+        titles, texts = zip(*(pages + distractors), strict=True)
+        return {"id": f"q{n}", "question": question, "answer": answer, "type": "comparison",
+                "supporting_facts": {"title": [t for t, _ in pages], "sent_id": [0] * len(pages)},
+                "context": {"title": list(titles), "sentences": [[t] for t in texts]}}  # fmt: skip
+
+    return [
+        row(1, "Which river is longer, the Tagus or the Douro?", "Tagus",
+            [("Tagus", "The Tagus river is 1007 km long."), ("Douro", "The Douro river is 897 km long.")]),
+        row(2, "Which river is longer, the Ebro or the Tagus?", "Tagus",
+            [("Ebro", "The Ebro river is 930 km long."), ("Tagus", "The Tagus river is 1007 km long.")]),
+        row(3, "Which city is older, Lisbon or Porto?", "Lisbon",
+            [("Lisbon", "Lisbon city was founded before Rome."), ("Porto", "Porto city dates from Roman times.")]),
+    ]  # fmt: skip
+
+
+def researcher(messages: list[Message], info: RequestInfo) -> str:
+    """Searches the question's words, answers with what it found; the verifier names the first page found."""
+    schema = info.output_schema.name if info.output_schema else None
+    if schema == "AgentAction":
+        if messages[-1].content.startswith("Result of search"):
+            return json.dumps({"action": "answer", "answer": messages[-1].content.removeprefix("Result of search: ")})
+        question = messages[1].content.split("\n")[0].removeprefix("Task: ")
+        return json.dumps({"action": "call", "tool": "search", "arguments": {"query": question}})
+    if schema == "ExtractedFacts":
+        return json.dumps({"facts": []})
+    if schema == "DistilledProcedure":
+        return json.dumps({"steps": ["Search both pages", "Compare the numbers"], "script": "search(); compare()"})
+    if schema is not None and schema.startswith("Reflection"):
+        return json.dumps({"ops": [{"op": "ADD", "id": None, "text": "Search each page the question names",
+                                    "roles": ["searcher"]}]})  # fmt: skip
+    if schema is not None:
+        return json.dumps({"ops": []})
+    if messages[0].content.startswith("You are the verifier"):
+        found = re.findall(r"\[([^\]]+)\]", messages[-1].content.partition("Team so far:")[2])
+        return found[0] if found else "unknown"
+    return "The first page found answers it."
+
+
+async def test_research_team_reports_memory_off_and_on_and_the_second_condition_recalls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HIVEGRAPH_EMBEDDER__BACKEND", "hash")
+    data = tmp_path / "hotpot.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in hotpot_rows()) + "\n")
+    research = load("research_team")
+    model = FunctionModel(researcher)
+    rows = await research.main(["--data", str(data), "--questions", "3", "--data-dir", str(tmp_path / "stores"),
+                                "--json", str(tmp_path / "rows.json")], model=model)  # fmt: skip
+    off, on = rows
+    assert (off["memory"], on["memory"], off["n"], on["n"]) == ("off", "on", 3, 3)
+    assert off["recalled"] == 0 and on["recalled"] > 0, "only the memory-on team is shown memories"
+    assert off["SF recall"] == on["SF recall"] == 1.0  # both supporting pages come back from one search
+    # The scripted verifier names the first page the search returned: right for q1 and q3 only.
+    assert off["EM"] == on["EM"] == pytest.approx(2 / 3, abs=1e-3) and off["F1"] == pytest.approx(2 / 3, abs=1e-3)
+    searcher_prompts = [r.messages[1].content for r in model.requests if r.messages[0].content.startswith(
+        "You are the searcher")]  # fmt: skip
+    assert any("Search each page the question names" in p for p in searcher_prompts), "G-Memory insight recalled"
+    assert json.loads((tmp_path / "rows.json").read_text()) == rows
+    assert "memory" in capsys.readouterr().out
+
+
+def test_research_metrics_follow_squad_normalisation() -> None:
+    research = load("research_team")
+    assert research.exact_match("The Tagus.", "tagus") == 1.0
+    assert research.f1("the Tagus river", "Tagus") == pytest.approx(2 / 3)
+    assert research.f1("", "Tagus") == 0.0 and research.f1("Douro", "Tagus") == 0.0
