@@ -117,3 +117,58 @@ def test_research_metrics_follow_squad_normalisation() -> None:
     assert research.exact_match("The Tagus.", "tagus") == 1.0
     assert research.f1("the Tagus river", "Tagus") == pytest.approx(2 / 3)
     assert research.f1("", "Tagus") == 0.0 and research.f1("Douro", "Tagus") == 0.0
+
+
+FACTS = {
+    "I'm Maya": ["Maya lives in Porto", "Maya works as a nurse"],
+    "I love spicy food": ["Maya loves spicy food"],
+    "I moved to Lisbon": ["Maya lives in Lisbon"],
+    "I don't eat spicy food": ["Maya does not eat spicy food"],
+    "Please forget that I work as a nurse": ["Maya asked to forget that she works as a nurse"],
+    "my sister Ines": ["Maya's sister Ines visits in June"],
+}
+CHANGES = {"Maya lives in Lisbon": ("UPDATE", "Maya lives in Porto"),
+           "Maya does not eat spicy food": ("UPDATE", "Maya loves spicy food"),
+           "Maya asked to forget that she works as a nurse": ("DELETE", "Maya works as a nurse")}  # fmt: skip
+
+
+def assistant_model(messages: list[Message], info: RequestInfo) -> str:
+    """Extracts the facts above from the user's message and decides UPDATE/DELETE by the stored fact's alias."""
+    schema = info.output_schema.name if info.output_schema else None
+    if schema == "ExtractedFacts":
+        said = messages[-1].content.partition("assistant:")[0]
+        return json.dumps({"facts": [f for key, facts in FACTS.items() if key in said for f in facts]})
+    if schema == "Decision":
+        request = messages[-1].content
+        aliases = {text: int(alias) for alias, text in re.findall(r"^\[(\d+)\] (.+)$", request, re.MULTILINE)}
+        ops: list[dict[str, object]] = []
+        for fact in re.findall(r"^- (.+)$", request, re.MULTILINE):
+            event, target = CHANGES.get(fact, ("ADD", ""))
+            if event != "ADD" and target in aliases:
+                ops.append({"event": event, "id": aliases[target], "text": fact if event == "UPDATE" else ""})
+            else:
+                ops.append({"event": "ADD", "id": None, "text": fact})
+        return json.dumps({"ops": ops})
+    memories = re.findall(r"^\[\w+\] (.+)$", messages[-1].content, re.MULTILINE)
+    return "I know: " + "; ".join(memories) if memories else "I do not know."
+
+
+async def test_personal_assistant_keeps_facts_current_and_answers_from_them_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HIVEGRAPH_EMBEDDER__BACKEND", "hash")
+    assistant = load("personal_assistant")
+    journey = await assistant.main(["--data-dir", str(tmp_path)], model=FunctionModel(assistant_model))
+    events = [(event, text) for _, event, text in journey.decisions]
+    assert ("UPDATE", "Maya lives in Lisbon") in events and ("UPDATE", "Maya does not eat spicy food") in events
+    assert ("DELETE", "Maya works as a nurse") in events
+    out = capsys.readouterr().out
+    assert "=== fact histories" in out and "(deleted)" in out and "no longer current" in out
+    history = out.split("=== fact histories")[1].split("=== a later session")[0]
+    assert history.index("ADD    by memory_manager: Maya lives in Porto") < history.index(
+        "UPDATE by memory_manager: Maya lives in Lisbon")  # fmt: skip
+    where, food, visitor = journey.answers
+    assert "Maya lives in Lisbon" in where[1] and "Maya lives in Porto" not in where[1]
+    assert "Maya does not eat spicy food" in food[1] and "Maya loves spicy food" not in food[1]
+    assert "Maya's sister Ines visits in June" in visitor[2]
+    assert not any("nurse" in fact for _, facts, _ in journey.answers for fact in facts if "forget" not in fact)
