@@ -7,15 +7,17 @@ Three agents answer multi-hop questions in a pipeline:
 - **reasoner**: works out the answer from those facts;
 - **verifier**: replies with the final short answer only.
 
-The same N questions run in sequence twice, each time on fresh stores: with
-memory **off** (agents recall nothing, no G-Memory), then **on** (each agent
-recalls procedures and G-Memory insights and trajectories for its role; after
-every question the team learns from its outcome: F1 >= 0.5 counts as success,
-which scores the insights shown, distils a procedure and reflects). It reports
+The same N questions run in sequence twice, each condition in a team scope of
+its own (and, on the embedded profile, a data folder of its own): with memory
+**off** (agents recall nothing, no G-Memory), then **on** (each agent recalls
+procedures and G-Memory insights and trajectories for its role; after every
+question the team learns from its outcome: F1 >= 0.5 counts as success, which
+scores the insights shown, distils a procedure and reflects). It reports
 exact match, F1 (SQuAD normalisation) and supporting-fact recall (the share of
 the question's supporting titles the searcher's tool returned).
 
     python examples/research_team.py --questions 5
+    python examples/research_team.py --config examples/hivegraph.server.yaml  # Chroma, Neo4j, PostgreSQL
     python examples/research_team.py --data ../shared/data/hotpotqa/hotpotqa_distractor_sample.jsonl --json out.json
 """
 
@@ -46,7 +48,7 @@ from hivegraph.models.base import ChatModel
 DEFAULT_DATA = (
     Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hotpotqa" / "hotpotqa_distractor_sample.jsonl"
 ).resolve()
-SCOPE = Scope(team_id="research")
+TEAM = "research"
 SUCCESS_F1 = 0.5
 
 
@@ -168,7 +170,7 @@ async def run_condition(
     scores = Scores(memory=memory)
     async with open_hivegraph(settings, model=model) as hg:
         for number, question in enumerate(questions, 1):
-            team = hg.team(team_members(question, memory=memory), scope=SCOPE)
+            team = hg.team(team_members(question, memory=memory), scope=condition_scope(memory=memory))
             run = await team.run(question.text)
             answer = run.turns[-1]["content"] if run.turns else ""
             scores.em.append(exact_match(answer, question.answer))
@@ -181,6 +183,11 @@ async def run_condition(
             print(f"  memory {'on ' if memory else 'off'} q{number}: F1 {scores.f1[-1]:.2f} "
                   f"answer {answer[:60]!r} gold {question.answer!r}", file=sys.stderr, flush=True)  # fmt: skip
     return scores
+
+
+def condition_scope(*, memory: bool) -> Scope:
+    """The team scope of one condition: server backends ignore `data_dir`, so the scope keeps them apart."""
+    return Scope(team_id=f"{TEAM}-memory-{'on' if memory else 'off'}")
 
 
 def condition_settings(base: HivegraphSettings, folder: Path, *, memory: bool) -> HivegraphSettings:

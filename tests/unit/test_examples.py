@@ -9,6 +9,7 @@ from types import ModuleType
 
 import pytest
 
+from hivegraph.config import load_settings
 from hivegraph.models.base import Message
 from hivegraph.models.testing import FunctionModel, RequestInfo
 
@@ -110,6 +111,13 @@ async def test_research_team_reports_memory_off_and_on_and_the_second_condition_
     assert any("Search each page the question names" in p for p in searcher_prompts), "G-Memory insight recalled"
     assert json.loads((tmp_path / "rows.json").read_text()) == rows
     assert "memory" in capsys.readouterr().out
+
+
+def test_the_example_server_yaml_selects_every_server_backend() -> None:
+    settings = load_settings(EXAMPLES / "hivegraph.server.yaml")
+    assert settings.profile == "server" and settings.vector_store.chroma.mode == "http"
+    backends = (settings.graph_store.backend, settings.journal.backend, settings.checkpointer.backend)
+    assert backends == ("neo4j", "postgres", "postgres")
 
 
 def test_research_metrics_follow_squad_normalisation() -> None:
