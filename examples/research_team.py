@@ -41,6 +41,7 @@ from hivegraph.agents import Agent, MemoryPolicy
 from hivegraph.agents.acting import ActLimits
 from hivegraph.app import TeamRun, open_hivegraph
 from hivegraph.config import HivegraphSettings, load_settings
+from hivegraph.errors import UnexpectedModelOutput
 from hivegraph.memory.text import tokenize
 from hivegraph.memory.types import Scope
 from hivegraph.models.base import ChatModel
@@ -152,6 +153,8 @@ class Scores:
     sf_recall: list[float] = field(default_factory=list[float])
     recalled: int = 0
     """Memory blocks the agents were shown, over all questions."""
+    failed_reflections: int = 0
+    """Questions whose reflection never validated (their outcome still scored the insights shown)."""
 
     def row(self) -> dict[str, Any]:
         n = len(self.em)
@@ -160,7 +163,8 @@ class Scores:
             return round(sum(values) / n, 3) if n else 0.0
 
         return {"memory": "on" if self.memory else "off", "n": n, "EM": mean(self.em), "F1": mean(self.f1),
-                "SF recall": mean(self.sf_recall), "recalled": self.recalled}  # fmt: skip
+                "SF recall": mean(self.sf_recall), "recalled": self.recalled,
+                "failed reflections": self.failed_reflections}  # fmt: skip
 
 
 async def run_condition(
@@ -179,7 +183,11 @@ async def run_condition(
             scores.sf_recall.append(sum(t in titles for t in question.supporting) / len(question.supporting))
             scores.recalled += sum(len(ms) for ms in run.recalled.values())
             if memory:
-                await team.learn(run, success=scores.f1[-1] >= SUCCESS_F1)
+                try:
+                    await team.learn(run, success=scores.f1[-1] >= SUCCESS_F1)
+                except UnexpectedModelOutput as exc:  # the outcome and rewards are kept; only the reflection failed
+                    scores.failed_reflections += 1
+                    print(f"  q{number}: no reflection ({exc})", file=sys.stderr, flush=True)
             print(f"  memory {'on ' if memory else 'off'} q{number}: F1 {scores.f1[-1]:.2f} "
                   f"answer {answer[:60]!r} gold {question.answer!r}", file=sys.stderr, flush=True)  # fmt: skip
     return scores

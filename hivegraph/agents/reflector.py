@@ -60,6 +60,8 @@ At most {words} words. Reply with the summary only."""
 MAX_REFLECTION_OPS = 4
 """The most ops one reflection may propose (the schema bounds it, so a small model cannot run on)."""
 InsightText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+NewInsightText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=200)]
+"""The text of an ADD: the schema asks for one, so constrained decoding cannot leave it empty."""
 RoleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
 _REPLY = ConfigDict(extra="forbid", strict=True)
 
@@ -89,7 +91,9 @@ def reply_model(aliases: Sequence[int], max_ops: int) -> type[Reflection]:
     an id it was not shown, leave one out, or propose more ops than asked for.
     """
     only_add: Any = Literal["ADD"]
-    new = create_model("NewInsightChoice", __base__=InsightChoice, op=(only_add, ...), id=(None, None))
+    new = create_model(
+        "NewInsightChoice", __base__=InsightChoice, op=(only_add, ...), id=(None, None), text=(NewInsightText, ...)
+    )
     item: Any = new
     if aliases:
         on_shown: Any = Literal["AGREE", "EDIT", "REMOVE"]

@@ -201,5 +201,5 @@ _RETRY_PROMPT = "Your reply was rejected: {reason}\nReply again with JSON that f
 def _describe(exc: ValidationError | RetryRequested) -> str:
     if isinstance(exc, RetryRequested):
         return exc.feedback
-    parts = [f"{'.'.join(str(p) for p in err['loc']) or 'reply'}: {err['msg']}" for err in exc.errors()[:3]]
+    parts = [f"{'.'.join(str(p) for p in err['loc']) or 'reply'}: {err['msg']}" for err in exc.errors()[:6]]
     return "; ".join(parts)

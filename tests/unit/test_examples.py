@@ -180,3 +180,22 @@ async def test_personal_assistant_keeps_facts_current_and_answers_from_them_late
     assert "Maya does not eat spicy food" in food[1] and "Maya loves spicy food" not in food[1]
     assert "Maya's sister Ines visits in June" in visitor[2]
     assert not any("nurse" in fact for _, facts, _ in journey.answers for fact in facts if "forget" not in fact)
+
+
+async def test_research_team_goes_on_when_a_reflection_never_validates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HIVEGRAPH_EMBEDDER__BACKEND", "hash")
+    data = tmp_path / "hotpot.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in hotpot_rows()[:2]) + "\n")
+
+    def empty_lessons(messages: list[Message], info: RequestInfo) -> str:
+        if info.output_schema is not None and info.output_schema.name.startswith("Reflection"):
+            return json.dumps({"ops": [{"op": "ADD", "id": None, "text": "", "roles": []}]})
+        return researcher(messages, info)
+
+    research = load("research_team")
+    off, on = await research.main(["--data", str(data), "--questions", "2", "--data-dir", str(tmp_path / "s")],
+                                  model=FunctionModel(empty_lessons))  # fmt: skip
+    assert (off["failed reflections"], on["failed reflections"]) == (0, 2)
+    assert on["n"] == 2 and on["recalled"] > 0, "procedures and trajectories are still recalled"
