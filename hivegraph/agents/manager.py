@@ -24,7 +24,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from hivegraph.agents.prompts import DECIDE_OPS, EXTRACT_FACTS, render_decision_request
+from hivegraph.agents.prompts import DECIDE_OPS, extraction_prompt, render_decision_request
 from hivegraph.errors import RetryRequested
 from hivegraph.memory.facade import Memory
 from hivegraph.memory.journal import JournalEntry
@@ -136,7 +136,7 @@ class MemoryManager:
     async def extract(self, messages: Sequence[Message]) -> list[str]:
         """Candidate facts worth remembering, de-duplicated, at most `max_candidates`."""
         transcript = "\n".join(f"{m.name or m.role}: {m.content}" for m in messages)
-        prompt = [system(EXTRACT_FACTS.format(max_facts=self.max_candidates)), user(transcript)]
+        prompt = extraction_prompt(transcript, max_facts=self.max_candidates)
         reply = await self.model.structured(prompt, ExtractedFacts, max_retries=self.max_retries)
         unique = dict.fromkeys(f for f in reply.output.facts if f)
         return list(unique)[: self.max_candidates]

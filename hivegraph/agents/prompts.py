@@ -1,12 +1,70 @@
 """Prompt texts of the built-in agents."""
 
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hivegraph.models.base import Message, assistant, system, user
+
 EXTRACT_FACTS = """\
-You extract durable facts worth remembering from a conversation: facts about the \
-user, their preferences, plans, relationships and decisions, and facts the team \
-established. Skip greetings, questions and anything only true for this moment. \
-Each fact is one short self-contained sentence. Return at most {max_facts} facts; \
-return an empty list if there is nothing worth keeping.
+You pick out the facts worth remembering from a conversation, for a long-term memory.
+Worth remembering: facts about the user (who they are, where they live and work, the people and \
+animals in their life, their health, what they own, their plans), their likes, dislikes and \
+preferences, and decisions the team took. A change or a correction of such a fact is worth \
+remembering too (write the new state), and so is a request to forget something (write what they \
+asked to forget).
+Not worth remembering: greetings, thanks, questions, and requests that only matter right now.
+Write each fact as one short sentence that stands on its own: say who it is about ("The user ...", \
+"The user's brother ..."), keep the details (names, places, times) and leave out the rest. Take \
+facts only from the conversation you are given.
+Return at most {max_facts} facts, or an empty list when nothing is worth remembering.
 Reply with JSON only: {{"facts": ["...", "..."]}}"""
+
+
+@dataclass(frozen=True)
+class ExtractionExample:
+    """A worked example for fact extraction: a transcript and the facts it holds."""
+
+    transcript: str
+    facts: tuple[str, ...]
+
+    def reply(self) -> str:
+        """The reply the model should give, as JSON."""
+        return json.dumps({"facts": list(self.facts)})
+
+
+EXTRACTION_EXAMPLES = (
+    ExtractionExample("user: How many teaspoons are in a tablespoon?", ()),
+    ExtractionExample(
+        "user: I paddle my kayak on the canal most weekends.",
+        ("The user paddles a kayak on the canal most weekends",),
+    ),
+    ExtractionExample("user: Great, thank you so much!", ()),
+    ExtractionExample(
+        "user: I was wrong before: my squash racket is yellow, not orange.",
+        ("The user's squash racket is yellow",),
+    ),
+    ExtractionExample(
+        "user: Find me a hotel near the harbour for Friday; I never sleep well on a soft mattress.",
+        ("The user does not sleep well on a soft mattress",),
+    ),
+)
+"""Worked examples shown before the conversation: a question and thanks (no fact), a plain fact, a
+correction, and a request that also reveals a lasting fact. Their words are deliberately unusual, so
+a fact copied from them instead of taken from the conversation is easy to spot. Chosen on
+benchmarks/fact_extraction.py, which counts such copies; with the bundled small model the order of
+the examples matters a lot (some orders make it reply with no fact at all)."""
+
+
+def extraction_prompt(
+    transcript: str, *, max_facts: int, examples: Sequence[ExtractionExample] = EXTRACTION_EXAMPLES
+) -> list[Message]:
+    """The messages of an extraction request: instructions, worked examples as earlier turns, the transcript."""
+    shown = [turn for example in examples for turn in (user(example.transcript), assistant(example.reply()))]
+    return [system(EXTRACT_FACTS.format(max_facts=max_facts)), *shown, user(transcript)]
+
 
 DECIDE_OPS = """\
 You are the memory manager. You keep a store of memories current.
