@@ -5,8 +5,10 @@ for configuration mistakes and 1 for run-time failures; no traceback.
 
 Memory commands that read or change records act in the scope their options
 name (`--user`, `--agent`, `--team`, `--run`); acting on every scope takes
-`--all-scopes`, an operator's explicit choice. `memory verify` and `memory
-rebuild` look at the indexes as they are on disk, without catching them up.
+`--all-scopes`, an operator's explicit choice. `memory verify`, `memory
+rebuild` and `memory stats` look at the indexes as they are on disk, without
+catching them up. Long work (export, import, rebuild) shows a progress bar on
+standard error when that is a terminal; results go to standard output.
 """
 
 from __future__ import annotations
@@ -15,21 +17,27 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar, cast
 from uuid import UUID
 
 import yaml
 
 from hivegraph.cli_run import add_run_parser
 from hivegraph.config import HivegraphSettings, load_settings
-from hivegraph.errors import ConfigError, HivegraphError, InvalidInputError, MemoryStoreError
+from hivegraph.errors import ConfigError, HivegraphError, InvalidInputError, MemoryStoreError, RecordNotFoundError
 from hivegraph.memory.store import MemoryStore
+from hivegraph.memory.transfer import Progress
 from hivegraph.memory.types import MemoryRecord, Scope
 from hivegraph.memory.verify import VerifyReport
 from hivegraph.registry import check_backends
+
+if TYPE_CHECKING:
+    from hivegraph.app import Team
+    from hivegraph.memory.facade import Memory
 
 R = TypeVar("R")
 Command = Callable[[argparse.Namespace, HivegraphSettings], int]
@@ -100,13 +108,32 @@ def _on_memory(
     settings: HivegraphSettings, action: Callable[[MemoryStore], Awaitable[R]], *, catch_up: bool = True
 ) -> R:
     """Run `action` on the configured memory store (caught up with the journal unless `catch_up` is False)."""
+    return _with_memory(settings, lambda memory: action(memory.store), catch_up=catch_up)
+
+
+def _with_memory(settings: HivegraphSettings, action: Callable[[Memory], Awaitable[R]], *, catch_up: bool = True) -> R:
+    """Run `action` on the configured `Memory` (caught up with the journal unless `catch_up` is False)."""
     from hivegraph.memory.facade import open_memory
 
     async def run() -> R:
         async with open_memory(settings, catch_up=catch_up) as memory:
-            return await action(memory.store)
+            return await action(memory)
 
     return asyncio.run(run())
+
+
+@contextmanager
+def _progress(what: str) -> Generator[Progress]:
+    """A progress bar on standard error while the block runs (drawn only on a terminal); yields its update call."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
+
+    console = Console(stderr=True)
+    columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Bar(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(what, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _scoped(action: ScopedAction) -> Command:
@@ -140,6 +167,18 @@ async def _history(store: MemoryStore, args: argparse.Namespace, scope: Scope) -
         undo_of = str(entry.undo_of) if entry.undo_of else None
         print(json.dumps({"op_id": str(entry.op_id), "seq": entry.seq, "event": entry.op.event, "actor": entry.actor,
                           "at": entry.at.isoformat(), "undo_of": undo_of}))  # fmt: skip
+
+
+async def _show(store: MemoryStore, args: argparse.Namespace, scope: Scope) -> None:
+    """The record's current version (or, once deleted, its last), with its metadata and provenance."""
+    record_id = _uuid(args.record_id, "record id")
+    history = await store.history(record_id, scope=scope)
+    if not history.versions:
+        raise RecordNotFoundError(str(record_id), f"no memory record with id {str(record_id)!r} in scope {scope}")
+    record = max(history.versions, key=lambda version: version.version)
+    shown = record.model_dump(mode="json") | {"scope": record.scope.fields(), "current": record.is_current,
+                                              "versions": len(history.versions)}  # fmt: skip
+    print(json.dumps(shown | {"ops": len(history.entries)}, ensure_ascii=False))
 
 
 async def _undo(store: MemoryStore, args: argparse.Namespace, scope: Scope) -> None:
@@ -186,7 +225,8 @@ def _rebuild(args: argparse.Namespace, settings: HivegraphSettings) -> int:
     if folder is not None and (problem := _cannot_open(settings, folder)) is not None:
         aside = _move_aside(folder)
         print(f"cannot open the Chroma folder {folder} ({problem}); moved it to {aside} and rebuilding into a new one")
-    replayed = _on_memory(settings, lambda store: store.rebuild(), catch_up=False)
+    with _progress("re-deriving the indexes"):  # one call to the store: the bar says it is working, not how far
+        replayed = _on_memory(settings, lambda store: store.rebuild(), catch_up=False)
     print(f"re-derived the indexes from {replayed} journal entries")
     return 0
 
@@ -251,6 +291,132 @@ def _uuid(text: str, what: str) -> UUID:
         raise ConfigError(f"{text!r} is not a valid {what}") from None
 
 
+def _export(args: argparse.Namespace, settings: HivegraphSettings) -> int:
+    """Write the journal entries in the scope as JSON Lines (`hivegraph.memory.transfer`); the file appears whole."""
+    from hivegraph.memory.transfer import export_journal
+
+    scope, path = _scope(args), Path(args.path)
+    partial = path.with_name(path.name + ".partial")
+
+    async def export(memory: Memory) -> tuple[int, int]:
+        with _open_for(partial, "w") as out, _progress("exporting") as progress:
+            result = await export_journal(memory.journal, out, scope=scope, progress=progress)
+        return result.entries, len([u for u in await memory.journal.unreadable() if u.where.startswith("op ")])
+
+    try:
+        entries, unreadable = _with_memory(settings, export, catch_up=False)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    print(f"exported {entries} journal entries to {path}")
+    if unreadable:
+        print(f"warning: {unreadable} unreadable journal entries were left out (see `hivegraph memory verify`)",
+              file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _import(args: argparse.Namespace, settings: HivegraphSettings) -> int:
+    """Replay an export into this memory; checked whole first, idempotent (`hivegraph.memory.transfer`)."""
+    from hivegraph.memory.transfer import import_entries, read_export
+
+    path = Path(args.path)
+    with _open_for(path, "r") as lines:
+        entries = read_export(lines, name=str(path))
+
+    async def replay(memory: Memory) -> tuple[int, int]:
+        with _progress("importing") as progress:
+            result = await import_entries(memory.journal, entries, max_text_chars=memory.store.max_text_chars,
+                                          progress=progress, settle=memory.store.catch_up)  # fmt: skip
+        return result.added, result.present
+
+    added, present = _with_memory(settings, replay)
+    print(f"imported {path}: {added} entries added, {present} already present")
+    return 0
+
+
+@contextmanager
+def _open_for(path: Path, mode: str) -> Generator[TextIO]:
+    """`path` opened as UTF-8 text; a file that cannot be opened, or is not UTF-8, is one error line.
+
+    Raises:
+        ConfigError: it cannot be opened.
+        InvalidInputError: it is not UTF-8 text.
+
+    """
+    try:
+        with path.open(mode, encoding="utf-8") as file:
+            yield cast(TextIO, file)
+    except OSError as exc:
+        raise ConfigError(f"cannot {'read' if mode == 'r' else 'write'} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InvalidInputError(str(path), "is not UTF-8 text") from None
+
+
+def _stats(args: argparse.Namespace, settings: HivegraphSettings) -> int:
+    """Print the counts of `hivegraph.memory.stats` as one JSON object, the indexes as they are on disk."""
+    from hivegraph.memory.stats import memory_stats
+
+    scope = _scope(args)
+    stats = _with_memory(settings, lambda memory: memory_stats(memory.store, memory.graph, scope=scope), catch_up=False)
+    print(json.dumps(stats, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _graph(args: argparse.Namespace, settings: HivegraphSettings) -> int:
+    """Write the memory graph page (`--out`) and/or a team graph as Mermaid (`--team-spec ... --mermaid`)."""
+    if args.out is None and args.mermaid is None:
+        raise ConfigError("give --out PAGE.html (the memory graph), or --team-spec SPEC --mermaid FILE (a team graph)")
+    if (args.team_spec is None) != (args.mermaid is None):
+        raise ConfigError("--team-spec and --mermaid go together: the team to draw and the file to write")
+    if args.limit < 1 or not 0 <= args.hops <= 4:
+        raise ConfigError("--limit must be at least 1 and --hops between 0 and 4")
+    scope = _scope(args) if args.out is not None else None
+    if args.mermaid is not None:
+        text = _team_mermaid_of(args.team_spec, settings)
+        _write(Path(args.mermaid), text)
+        print(f"wrote the team graph of {args.team_spec} to {args.mermaid}")
+    if args.out is not None and scope is not None:
+        _memory_graph_page(args, settings, scope)
+    return 0
+
+
+def _memory_graph_page(args: argparse.Namespace, settings: HivegraphSettings, scope: Scope) -> None:
+    from hivegraph.memory.graph.page import GraphView, graph_view, render_page
+
+    async def view(memory: Memory) -> GraphView:
+        if memory.graph is None:
+            raise ConfigError("no memory graph is configured: add `graph` to memory.projections")
+        return await graph_view(memory.graph, scope=scope, limit=args.limit, focus=args.focus, hops=args.hops)
+
+    shown = _with_memory(settings, view)
+    named = str(scope) if scope.fields() else "every scope"
+    _write(Path(args.out), render_page(shown, title=f"hivegraph memory graph: {named}"))
+    total = sum(shown.totals.values())
+    print(f"wrote {len(shown.nodes)} of {total} nodes and {len(shown.edges)} edges to {args.out}")
+
+
+def team_mermaid(team: Team) -> str:
+    """The team's LangGraph graph (its agents, recall and consolidate nodes, and routes) as a Mermaid flowchart."""
+    return team.graph.get_graph().draw_mermaid()
+
+
+def _team_mermaid_of(spec: str, settings: HivegraphSettings) -> str:
+    """`team_mermaid` of a team named as `hivegraph run` names one (a YAML spec or `module:factory`)."""
+    from hivegraph.app import open_hivegraph
+    from hivegraph.teamspec import team_from
+
+    async def draw() -> str:
+        async with open_hivegraph(settings) as app:
+            return team_mermaid(team_from(spec, app))
+
+    return asyncio.run(draw())
+
+
+def _write(path: Path, text: str) -> None:
+    with _open_for(path, "w") as out:
+        out.write(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hivegraph", description="Multi-agent teams with long-term memory.")
     parser.add_argument("--config", help="path of hivegraph.yaml (default: $HIVEGRAPH_CONFIG or ./hivegraph.yaml)")
@@ -289,10 +455,30 @@ def _memory_parser(parser: argparse.ArgumentParser) -> None:
     undo = memory.add_parser("undo", help="revert one op (the revert is journaled too)")
     undo.add_argument("op_id")
     undo.set_defaults(func=_scoped(_undo))
-    for sub in (search, history, undo):
+    show = memory.add_parser("show", help="a record's current version, metadata and provenance")
+    show.add_argument("record_id")
+    show.set_defaults(func=_scoped(_show))
+    export = memory.add_parser("export", help="write the journal (ops, versions, history) as JSON Lines")
+    export.add_argument("path")
+    export.set_defaults(func=_export)
+    stats = memory.add_parser("stats", help="count records by kind and scope, graph nodes and edges, index sizes")
+    stats.set_defaults(func=_stats)
+    graph = memory.add_parser("graph", help="draw the memory graph as one offline HTML page, or a team as Mermaid")
+    graph.add_argument("--out", metavar="PAGE.html", help="write the memory graph of the scope here")
+    graph.add_argument("--limit", type=int, default=300, help="most nodes drawn (default: 300)")
+    graph.add_argument("--focus", action="append", default=[], metavar="NODE_ID",
+                       help="draw only around this node (repeatable)")  # fmt: skip
+    graph.add_argument("--hops", type=int, default=1, help="how far around --focus (default: 1)")
+    graph.add_argument("--team-spec", metavar="SPEC", help="a team to draw (YAML spec or module:factory, as `run`)")
+    graph.add_argument("--mermaid", metavar="FILE", help="write the --team-spec's graph here as a Mermaid flowchart")
+    graph.set_defaults(func=_graph)
+    for sub in (search, history, undo, show, export, stats, graph):
         for field in SCOPE_OPTIONS:
             sub.add_argument(f"--{field}", help=f"scope: {field} id")
         sub.add_argument("--all-scopes", action="store_true", help="act on every scope (an operator's choice)")
+    import_ = memory.add_parser("import", help="replay an export into this memory (idempotent)")
+    import_.add_argument("path")
+    import_.set_defaults(func=_import)
     verify = memory.add_parser("verify", help="compare the stored indexes with the journal (exit 1 if they differ)")
     verify.add_argument("--repair", action="store_true", help="re-derive what differs")
     verify.set_defaults(func=_verify)
