@@ -118,7 +118,10 @@ async def main(argv: list[str] | None = None, *, model: ChatModel | None = None)
     parser.add_argument("--data-dir", type=Path, help="where the embedded stores live")
     args = parser.parse_args(argv)
     settings = load_settings(args.config, **({"data_dir": args.data_dir} if args.data_dir else {}))
-    settings = settings.model_copy(update={"gmemory": settings.gmemory.model_copy(update={"enabled": False})})
+    settings = settings.model_copy(update={  # an assistant keeps facts about its user: from what the user says
+        "gmemory": settings.gmemory.model_copy(update={"enabled": False}),
+        "memory": settings.memory.model_copy(update={"facts_from": "user"}),
+    })  # fmt: skip
     journey = Journey()
     for number, messages in enumerate(SESSIONS, 1):
         await session(settings, number, messages, journey, model)

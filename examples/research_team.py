@@ -106,7 +106,8 @@ def team_members(question: Question, *, memory: bool) -> list[Agent]:
         return MemoryPolicy(read_kinds=kinds if memory else (), gmemory=memory, k=2, token_budget=300)  # type: ignore[arg-type]
 
     return [
-        Agent(name="searcher", tools=[search_tool(question)], limits=ActLimits(max_steps=2, max_tokens=160),
+        Agent(name="searcher", tools=[search_tool(question)],
+              limits=ActLimits(max_steps=2, min_calls=1, max_tokens=160),
               instructions="You are the searcher. Search for the pages the question needs (one search per page), "
               "then answer with the facts you found, naming each page title.", memory=policy("procedural")),
         Agent(name="reasoner", max_tokens=96, memory=policy("procedural", "semantic"),

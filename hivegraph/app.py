@@ -204,7 +204,7 @@ class Hivegraph:
         on = config.enabled and self.memory.graph is not None
         return TeamContext(
             model=self.model, memory=self.memory, manager=self.manager, scope=scope, run_id=run_id, agents=agents,
-            gmemory=on, reflector=self.reflector if on else None,
+            gmemory=on, reflector=self.reflector if on else None, facts_from=self.settings.memory.facts_from,
             summarize=TrajectorySummarizer(self.model) if on and config.model_summaries else None,
         )  # fmt: skip
 

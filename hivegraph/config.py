@@ -213,6 +213,9 @@ class MemoryPolicySettings(_Section):
     manager_neighbours: int = Field(default=5, ge=1, le=50)
     """Nearest stored memories shown to the manager for each candidate fact."""
     max_candidates: int = Field(default=8, ge=1, le=64)
+    facts_from: Literal["conversation", "user"] = "conversation"
+    """What a team's memory manager extracts facts from after a run: the whole conversation, or only what the
+    user said (the task), as a personal assistant wants (small models also extract better from it alone)."""
     max_text_chars: int = Field(default=2000, ge=16)
     """Longest memory text accepted; longer input is refused, not truncated."""
     procedural_min_uses: int = Field(default=3, ge=1)
@@ -242,6 +245,10 @@ class RetrievalConfig(_Section):
     keyword_weight: float = Field(default=1.0, ge=0.0)
     graph_weight: float = Field(default=0.5, ge=0.0)
     """Fusion weight of the `graph` source (Personalized PageRank over the entity graph; 1 was worse on LoCoMo dev)."""
+    graph_dense_seeds: int = Field(default=10, ge=0, le=100)
+    """Best vector hits that also start the graph walk, as HippoRAG 2 does (0: the query's entities only)."""
+    graph_dense_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Share of the walk's restart mass on those hits (the rest on the query's entities)."""
     after_share: float = Field(default=0.0, ge=0.0, le=1.0)
     """Share of a session turn's score passed to the next turn (0: no neighbour expansion)."""
     before_share: float = Field(default=0.0, ge=0.0, le=1.0)

@@ -82,14 +82,21 @@ class ActLimits:
 
     max_steps: int = 4
     """Tool calls allowed before the model must answer."""
+    min_calls: int = 0
+    """Tool calls the model must make before it may answer (OpenAI's `tool_choice="required"` for the first)."""
     max_invalid: int = 2
     """Rejected actions in a row allowed before the turn fails."""
     max_tokens: int = 256
     """Tokens per model reply."""
 
     def __post_init__(self) -> None:
-        if self.max_steps < 0 or self.max_invalid < 0 or self.max_tokens < 1:
-            raise ConfigError(f"act limits must be non-negative (max_tokens positive): {self}")
+        if (
+            self.max_steps < 0
+            or self.max_invalid < 0
+            or self.max_tokens < 1
+            or not 0 <= self.min_calls <= self.max_steps
+        ):
+            raise ConfigError(f"act limits must be non-negative, max_tokens positive, min_calls <= max_steps: {self}")
 
 
 def tool_parameters(tool: BaseTool) -> dict[str, Any]:
@@ -98,8 +105,8 @@ def tool_parameters(tool: BaseTool) -> dict[str, Any]:
     return cast(dict[str, Any], function.get("parameters") or {"type": "object", "properties": {}})
 
 
-def action_schema(tools: Sequence[BaseTool], *, answer_only: bool = False) -> OutputSchema:
-    """The schema of one action: a call of one of `tools` with its arguments, or the answer."""
+def action_schema(tools: Sequence[BaseTool], *, answer_only: bool = False, call_only: bool = False) -> OutputSchema:
+    """The schema of one action: a call of one of `tools` with its arguments, or the answer (or only one kind)."""
     answer: dict[str, Any] = {
         "type": "object",
         "properties": {
@@ -123,7 +130,8 @@ def action_schema(tools: Sequence[BaseTool], *, answer_only: bool = False) -> Ou
         }
         for tool in offered
     ]
-    return OutputSchema(name="AgentAction", json_schema={"anyOf": [*calls, answer]}, strict=False)
+    branches = calls if call_only and calls else [*calls, answer]
+    return OutputSchema(name="AgentAction", json_schema={"anyOf": branches}, strict=False)
 
 
 def _bounded(schema: dict[str, Any]) -> dict[str, Any]:
@@ -202,10 +210,11 @@ async def _act_constrained(
     in_a_row = 0
     while True:
         forced = len(uses) >= limits.max_steps
-        schema = action_schema(tools, answer_only=forced)
+        required = len(uses) < limits.min_calls
+        schema = action_schema(tools, answer_only=forced, call_only=required)
         response = await model.request(history, settings=settings, output_schema=schema)
         try:
-            action = _parse_action(response.text, by_name, forced=forced)
+            action = _parse_action(response.text, by_name, forced=forced, required=required)
         except _Rejected as exc:
             rejected.append(exc.reason)
             in_a_row += 1
@@ -291,7 +300,9 @@ class _Rejected(Exception):  # noqa: N818 - internal signal, never leaves this m
         self.reason = reason
 
 
-def _parse_action(text: str, tools: dict[str, BaseTool], *, forced: bool) -> str | tuple[str, dict[str, Any]]:
+def _parse_action(
+    text: str, tools: dict[str, BaseTool], *, forced: bool, required: bool = False
+) -> str | tuple[str, dict[str, Any]]:
     """The answer, or the tool name and arguments, of a reply; `_Rejected` says what is wrong with it."""
     try:
         reply = json.loads(text)
@@ -301,6 +312,8 @@ def _parse_action(text: str, tools: dict[str, BaseTool], *, forced: bool) -> str
         raise _Rejected("the reply must be a JSON object")
     action = cast(dict[str, Any], reply)
     kind = action.get("action")
+    if kind == "answer" and required:
+        raise _Rejected("call a tool first; an answer is not accepted yet")
     if kind == "answer":
         answer = action.get("answer")
         if not isinstance(answer, str) or not answer.strip():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from hivegraph.agents.base import Agent
 from hivegraph.agents.manager import MemoryManager
@@ -29,5 +30,7 @@ class TeamContext:
     """Whether the team recalls from and records into G-Memory (the memory must project a graph)."""
     reflector: Reflector | None = None
     """Draws insights after a task whose outcome is known (None: outcomes and rewards only)."""
+    facts_from: Literal["conversation", "user"] = "conversation"
+    """What the memory manager extracts facts from: the whole run, or only the user's task."""
     summarize: Summarize | None = None
     """Writes trajectories for recall instead of the rule-based condensation (capable models)."""

@@ -161,7 +161,10 @@ async def consolidate(state: TeamState, *, runtime: Runtime[TeamContext]) -> dic
     refused: list[str] = []
     if ctx.manager is not None:
         managed = await ctx.manager.consolidate(
-            _transcript(state["task"], turns), scope=ctx.scope, source=source, idempotency_key=f"{key}:facts"
+            _transcript(state["task"], turns if ctx.facts_from == "conversation" else []),
+            scope=ctx.scope,
+            source=source,
+            idempotency_key=f"{key}:facts",
         )
         written += [_written(entry) for entry in managed.applied]
         refused += [f"{r.op.event}: {r.reason}" for r in managed.refused]

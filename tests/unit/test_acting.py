@@ -122,3 +122,14 @@ async def test_an_agent_with_tools_acts_and_without_tools_only_talks() -> None:
     said = await talker.respond(task="hi", context=[], transcript=[], default_model=model)
     assert said.content == "Plain words." and said.tool_uses == ()
     assert model.requests[-1].output_schema is None
+
+
+async def test_min_calls_makes_the_model_call_a_tool_before_it_may_answer() -> None:
+    model = ScriptedModel([answer("too early"), call("add", a=1, b=2), answer("3")])
+    acted = await act(model, PROMPT, [add], limits=ActLimits(min_calls=1))
+    assert acted.answer == "3" and len(acted.tool_uses) == 1
+    assert acted.rejected == ["call a tool first; an answer is not accepted yet"]
+    first = model.requests[0].output_schema
+    assert first is not None and all("tool" in b["properties"] for b in first.json_schema["anyOf"])
+    with pytest.raises(ConfigError, match="min_calls <= max_steps"):
+        ActLimits(max_steps=1, min_calls=2)

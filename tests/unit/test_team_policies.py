@@ -101,3 +101,17 @@ def test_a_user_level_policy_needs_a_user() -> None:
     assert policy.scope_for("agent", SCOPE, "a") == Scope(user_id="ada", team_id="t", agent_id="a")
     with pytest.raises(ConfigError, match="needs a team scope with a user_id"):
         policy.scope_for("user", Scope(team_id="t"), "a")
+
+
+async def test_the_manager_can_extract_facts_from_what_the_user_said_only(tmp_path: Path) -> None:
+    model = FunctionModel(acting({}))
+    settings = unit_settings(tmp_path, memory={"facts_from": "user"})
+    async with open_hivegraph(settings, model=model) as hg:
+        await hg.team([Agent(name="helper", instructions="You help.")], scope=SCOPE).run("I moved to Lisbon.")
+    [extraction] = [r for r in model.requests if r.output_schema and r.output_schema.name == "ExtractedFacts"]
+    assert extraction.messages[-1].content == "user: I moved to Lisbon."
+    conversation = FunctionModel(acting({}))
+    async with open_hivegraph(unit_settings(tmp_path / "all"), model=conversation) as hg:
+        await hg.team([Agent(name="helper", instructions="You help.")], scope=SCOPE).run("I moved to Lisbon.")
+    [extraction] = [r for r in conversation.requests if r.output_schema and r.output_schema.name == "ExtractedFacts"]
+    assert extraction.messages[-1].content == "user: I moved to Lisbon.\nhelper: You help spoke"
