@@ -87,10 +87,10 @@ async def test_after_max_steps_only_an_answer_is_accepted() -> None:
 
 
 async def test_native_tool_calls_run_and_answer_through_tool_messages() -> None:
-    calls = (
+    calls = [
         ToolCall(id="c1", name="add", arguments='{"a": 4, "b": 5}'),
-        ToolCall(id="c2", name="nope", arguments="{}"),
-    )
+        ToolCall(id="c2", name="nope", arguments=""),
+    ]
     model = ScriptedModel([ModelResponse(text="", model_name="m", tool_calls=calls), "nine"])
     acted = await act(model, PROMPT, [add], native=True)
     assert acted.answer == "nine" and [u.result for u in acted.tool_uses] == ["9"]
