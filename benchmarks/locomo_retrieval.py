@@ -21,8 +21,10 @@ in the retrieved context.
   (Lucene IDF, statistics over every scope): the "before" of that move.
 - `hg-plain`: the SQLite journal with the neutral defaults (no heuristics).
 - `hg-graph` (with `--graph`): `hivegraph` plus the `graph` retrieval source
-  (Personalized PageRank from the query's entities over the entity graph, in
-  a SQLite graph on the journal's file), fused with weight `--graph-weight`.
+  (Personalized PageRank over the entity graph, in a SQLite graph on the
+  journal's file, restarting at the query's entities and at the `--dense-seeds`
+  best vector hits with `--dense-share` of the mass, as HippoRAG 2 does), fused
+  with weight `--graph-weight`; the defaults are the configured ones.
 - `chroma`: raw Chroma queries (same embedder, top k) for speed, and their recall.
 
 Also ingest throughput (turns/s) and search latency p50/p95 for hivegraph and
@@ -52,6 +54,7 @@ from typing import Any
 
 from rank_bm25 import BM25Okapi  # pyright: ignore[reportMissingTypeStubs]
 
+from hivegraph.config import RetrievalConfig
 from hivegraph.memory.entities import WordEntities
 from hivegraph.memory.episodic import EpisodicMemory, EpisodicSettings, Turn
 from hivegraph.memory.facade import Memory, MemoryOptions
@@ -371,6 +374,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--graph", action="store_true", help="also run hg-graph (the graph retrieval source)")
     parser.add_argument("--graph-weight", type=float, default=0.5, help="fusion weight of the graph source")
     parser.add_argument("--graph-hops", type=int, default=GraphRetrievalSettings.hops, help="hops of its subgraph")
+    parser.add_argument("--dense-seeds", type=int, default=RetrievalConfig().graph_dense_seeds,
+                        help="vector hits that also seed the walk (HippoRAG 2; 0: entities only)")  # fmt: skip
+    parser.add_argument("--dense-share", type=float, default=RetrievalConfig().graph_dense_share,
+                        help="share of the walk's restart mass on those hits")  # fmt: skip
     parser.add_argument("--systems", help="only these hivegraph runs, comma-separated (hivegraph is always run)")
     args = parser.parse_args(argv)
     asyncio.run(run(args))
@@ -409,7 +416,9 @@ def _systems(args: argparse.Namespace, folder: Path) -> list[tuple[str, Journal,
         options = replace(LOCOMO, retrieval=replace(LOCOMO.retrieval, weights=weights))
         graph = GraphProjection(
             SqliteGraph(folder / "graph.db"), entities=WordEntities(),
-            retrieval=GraphRetrievalSettings(hops=args.graph_hops),
+            retrieval=GraphRetrievalSettings(
+                hops=args.graph_hops, dense_seeds=args.dense_seeds, dense_share=args.dense_share
+            ),
         )  # fmt: skip
         systems.append(("hg-graph", SqliteJournal(folder / "graph.db"), options, [graph]))
     wanted = {"hivegraph", *(args.systems.split(",") if args.systems else (name for name, *_ in systems))}

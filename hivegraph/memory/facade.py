@@ -37,7 +37,7 @@ from hivegraph.memory.journal import Journal, JournalEntry
 from hivegraph.memory.procedural import ProceduralMemory
 from hivegraph.memory.projection import Projection
 from hivegraph.memory.retrieval import Boost, Retrieval, RetrievalSettings, Retriever
-from hivegraph.memory.sources import KEYWORD, VECTOR, KeywordSource, RetrievalSource, VectorSource
+from hivegraph.memory.sources import KEYWORD, VECTOR, KeywordSource, RetrievalSource, SeededSource, VectorSource
 from hivegraph.memory.store import ApplyResult, MemoryStore, RecordHistory
 from hivegraph.memory.stores.base import VectorSpace
 from hivegraph.memory.types import LinkOp, MemoryKind, MemoryOp, MemoryRecord, Scalar, Scope, Source, UnlinkOp
@@ -94,6 +94,9 @@ class Memory:
         self.store = store
         self.counter = counter or TokenCounter()
         base: list[RetrievalSource] = [VectorSource(store.vectors, store.kinds), KeywordSource(store.journal)]
+        for source in sources:
+            if isinstance(source, SeededSource):
+                source.seed_from(base[0])  # the graph walk may start from the vector source's best records too
         self.retriever = Retriever(
             store, [*base, *sources], embed=store.space.embed_query, settings=options.retrieval, counter=self.counter
         )

@@ -75,6 +75,15 @@ class RetrievalSource(Protocol):
         ...
 
 
+@runtime_checkable
+class SeededSource(Protocol):
+    """A source that can start from another source's best hits (the graph walk starts from vector hits)."""
+
+    def seed_from(self, source: RetrievalSource) -> None:
+        """Use `source`'s hits as seeds, as far as the source's settings ask for."""
+        ...
+
+
 class KeywordSource:
     """Full-text search in the journal's own database (FTS5, PostgreSQL full-text, or the reference BM25)."""
 

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import pytest
 
-from hivegraph.config import GraphStoreSettings, HivegraphSettings
+from hivegraph.config import GraphStoreSettings, HivegraphSettings, RetrievalConfig
 from hivegraph.memory.entities import ENTITIES_KEY, WordEntities, given_entities, normalise
 from hivegraph.memory.facade import Memory
 from hivegraph.memory.graph import GraphNode, GraphStore, InMemoryGraph, SqliteGraph, Subgraph
@@ -21,6 +21,7 @@ from hivegraph.memory.graph.mentions import entity_id
 from hivegraph.memory.graph.projection import GraphProjection
 from hivegraph.memory.graph.source import GraphRetrievalSettings, personalized_pagerank
 from hivegraph.memory.graph.store import GraphEdge
+from hivegraph.memory.hits import MemoryHit
 from hivegraph.memory.journal_memory import InMemoryJournal
 from hivegraph.memory.journal_sqlite import SqliteJournal
 from hivegraph.memory.sources import SearchQuery
@@ -171,6 +172,34 @@ async def test_two_hops_rank_only_the_records_that_mention_a_seed(memory: Memory
     assert (await graph_ids(memory, "the trip to Lisbon"))[0] == str(trip)
 
 
+class _Fixed:
+    """A retrieval source that always returns the same hits (stands in for the vector source)."""
+
+    name = "fixed"
+    projected = False
+
+    def __init__(self, *ids: str) -> None:
+        self.ids = ids
+
+    async def search(self, query: SearchQuery, *, k: int) -> list[MemoryHit]:
+        return [MemoryHit(id=i, score=1.0) for i in self.ids[:k]]
+
+
+async def test_records_of_another_source_seed_the_walk_when_asked(memory: Memory) -> None:
+    """HippoRAG 2's dense seeds: a query that names nothing in the graph still reaches the records that share
+    an entity with the seeding source's best record; with `dense_seeds` 0 it reaches nothing."""
+    source = projection_of(memory).source
+    assert source.dense is memory.retriever.sources[0], "the memory hands its vector source to the graph source"
+    tower = await add(memory, "Belem Tower opens at nine on weekdays.")
+    ticket = await add(memory, "Tickets for Belem Tower cost ten euros.")
+    await add(memory, "Ada likes green tea.")
+    source.dense = _Fixed(f"{tower}:1")
+    assert await graph_ids(memory, "qqq") == []
+    source.settings = GraphRetrievalSettings(hops=2, dense_seeds=1, dense_share=1.0)
+    found = await graph_ids(memory, "qqq")
+    assert found == [str(tower), str(ticket)], "the seed first, then the record it shares 'Belem Tower' with"
+
+
 async def check_kinds_times_and_versions(memory: Memory) -> None:
     """Only the asked kinds and time range; an update moves the record to its new entities; a delete removes it."""
     day = datetime(2024, 5, 1, tzinfo=UTC).timestamp()
@@ -240,6 +269,10 @@ def test_settings_turn_the_entity_graph_on_by_default(tmp_path: Path) -> None:
     )
     assert on.kinds is not None and "episodic" in on.kinds and "semantic" in on.kinds
     assert off.kinds is not None and "episodic" not in off.kinds
+    assert (on.source.settings.dense_seeds, on.source.settings.dense_share) == (10, 0.5)
+    tuned = HivegraphSettings(data_dir=tmp_path, graph_store=GraphStoreSettings(backend="inmemory"),
+                              retrieval=RetrievalConfig(graph_dense_seeds=0, graph_dense_share=0.2))  # fmt: skip
+    assert GraphProjection.from_settings(tuned).source.settings.dense_seeds == 0
 
 
 async def test_verify_finds_missing_record_nodes_and_repair_brings_them_back(memory: Memory) -> None:

@@ -44,7 +44,7 @@ from hivegraph.memory.links import (
     link_ends,
 )
 from hivegraph.memory.projection import Projection, final_versions, version_fingerprint
-from hivegraph.memory.sources import SearchQuery
+from hivegraph.memory.sources import RetrievalSource, SearchQuery
 from hivegraph.memory.types import MemoryKind, MemoryRecord, Scalar, Scope
 from hivegraph.memory.validation import MAX_METADATA_KEYS
 from hivegraph.memory.vocabulary import MAX_NODE_TEXT_CHARS, OUTCOME, OUTCOMES, SCORE, STEP, NodeLabel
@@ -84,11 +84,18 @@ class GraphProjection(Projection):
 
     @classmethod
     def from_settings(cls, settings: HivegraphSettings) -> GraphProjection:
-        """The projection into the configured graph store (`graph_store.backend`, `graph_store.entities`)."""
+        """The projection into the configured graph store (`graph_store.*`), walked as `retrieval.graph_*` says."""
         from hivegraph.registry import GRAPH_STORES
 
         graph: GraphStore = GRAPH_STORES.load(settings.graph_store.backend)(settings)
-        return cls(graph, entities=WordEntities() if settings.graph_store.entities else None)
+        walk = GraphRetrievalSettings(
+            dense_seeds=settings.retrieval.graph_dense_seeds, dense_share=settings.retrieval.graph_dense_share
+        )
+        return cls(graph, entities=WordEntities() if settings.graph_store.entities else None, retrieval=walk)
+
+    def seed_from(self, source: RetrievalSource) -> None:
+        """Let the walk also start from `source`'s best records (`GraphRetrievalSettings.dense_seeds` of them)."""
+        self.source.dense = source
 
     async def search(self, query: SearchQuery, *, k: int) -> list[MemoryHit]:
         """The records Personalized PageRank from the query's entities ranks best (none without the entity graph)."""

@@ -24,7 +24,7 @@ from hivegraph.memory.entities import EntityExtractor
 from hivegraph.memory.graph.mentions import KIND, OCCURRED_US, VERSION
 from hivegraph.memory.graph.store import GraphNode, GraphStore, Subgraph
 from hivegraph.memory.hits import MemoryHit
-from hivegraph.memory.sources import SearchQuery
+from hivegraph.memory.sources import RetrievalSource, SearchQuery
 
 GRAPH = "graph"
 
@@ -48,6 +48,13 @@ class GraphRetrievalSettings:
     """PageRank stops when no score moves by more than this."""
     max_seeds: int = 32
     """The most query entities used as seeds (the most specific first)."""
+    dense_seeds: int = 0
+    """How many of the `dense` source's best records also seed the walk (0: entities only), as HippoRAG 2 does.
+
+    The configured default (`retrieval.graph_dense_seeds`) is 10, with `dense_share` 0.5, from LoCoMo dev.
+    """
+    dense_share: float = 0.5
+    """The share of the restart mass on those records (the rest on the query's entities)."""
 
 
 class GraphSource:
@@ -63,52 +70,69 @@ class GraphSource:
         self.graph = graph
         self.extract = extract
         self.settings = settings or GraphRetrievalSettings()
+        self.dense: RetrievalSource | None = None
+        """A source whose best records seed the walk beside the entities (`settings.dense_seeds` of them)."""
 
     async def search(self, query: SearchQuery, *, k: int) -> list[MemoryHit]:
         """The `k` records of the query's scope, kinds and time range that gather the most PageRank, best first."""
+        if k < 1:
+            return []
         names = self.extract(query.text)
-        if k < 1 or not names:
+        seeds = await self.graph.entities_named(names, scope=query.scope) if names else []
+        records: dict[str, float] = {}
+        if self.dense is not None and self.settings.dense_seeds > 0:
+            hits = await self.dense.search(query, k=self.settings.dense_seeds)
+            records = {hit.id.split(":")[0]: max(hit.score, 0.0) for hit in hits}
+        if not seeds and not records:
             return []
-        seeds = await self.graph.entities_named(names, scope=query.scope)
-        if not seeds:
-            return []
-        around = await self._walk([seed.id for seed in seeds], query)
-        scores = personalized_pagerank(around, [seed.id for seed in seeds], self.settings)
+        around = await self._walk([seed.id for seed in seeds], records, query)
+        scores = personalized_pagerank(around, [seed.id for seed in seeds], self.settings, records)
         memories = {node.id: node for node in around.nodes if node.label == "Memory" and _wanted(node, query)}
         ranked = sorted((i for i in scores if i in memories), key=lambda i: (-scores[i], i))[:k]
         return [MemoryHit(id=f"{i}:{memories[i].properties.get(VERSION)}", score=scores[i]) for i in ranked]
 
-    async def _walk(self, seeds: list[str], query: SearchQuery) -> Subgraph:
+    async def _walk(self, seeds: list[str], records: dict[str, float], query: SearchQuery) -> Subgraph:
         """The subgraph PageRank runs on, grown one bounded step per hop from the seeds.
 
-        Hop 1: the records that mention a seed. Hop 2: the entities of the best
-        `expand` of those records (after a walk on what is read so far). Hop 3:
-        the records that mention the best `expand` of those entities.
+        Hop 1: the records that mention a seed, and the entities of the seed
+        records. Hop 2: the entities of the best `expand` records (after a walk
+        on what is read so far), and the records that mention the best entities
+        of the seed records. Hop 3: the records that mention the best `expand`
+        of those entities.
         """
-        grown = await self.graph.subgraph(seeds, scope=query.scope, hops=1, edge_types=["MENTIONS"])
+        grown = await self.graph.subgraph([*seeds, *records], scope=query.scope, hops=1, edge_types=["MENTIONS"])
         for hop in range(2, self.settings.hops + 1):
-            scores = personalized_pagerank(grown, seeds, self.settings)
-            label = "Memory" if hop == 2 else "Entity"
-            held = {edge.source if hop == 2 else edge.target for edge in grown.edges}
-            pool = [node.id for node in grown.nodes if node.label == label and (hop == 2 or node.id not in seeds)]
-            best = sorted((i for i in pool if hop == 2 or i in held), key=lambda i: (-scores.get(i, 0.0), i))
+            scores = personalized_pagerank(grown, seeds, self.settings, records)
+            held = {edge.target for edge in grown.edges}
+            memories = [n.id for n in grown.nodes if n.label == "Memory"]
+            entities = [n.id for n in grown.nodes if n.label == "Entity" and n.id not in seeds and n.id in held]
+            best: list[str] = []
+            if hop == 2:
+                best += sorted(memories, key=lambda i: (-scores.get(i, 0.0), i))[: self.settings.expand]
+            if hop == 3 or (hop == 2 and records):
+                best += sorted(entities, key=lambda i: (-scores.get(i, 0.0), i))[: self.settings.expand]
             if not best:
                 break
-            further = await self.graph.subgraph(
-                best[: self.settings.expand], scope=query.scope, hops=1, edge_types=["MENTIONS"]
-            )
+            further = await self.graph.subgraph(best, scope=query.scope, hops=1, edge_types=["MENTIONS"])
             grown = _merged(grown, further)
         return grown
 
 
-def personalized_pagerank(subgraph: Subgraph, seeds: list[str], settings: GraphRetrievalSettings) -> dict[str, float]:
+def personalized_pagerank(
+    subgraph: Subgraph,
+    seeds: list[str],
+    settings: GraphRetrievalSettings,
+    records: dict[str, float] | None = None,
+) -> dict[str, float]:
     """PageRank on `subgraph` (edges taken both ways) restarting at `seeds`, weighted by their specificity.
 
     A node's walk goes to its neighbours in proportion to their specificity
     (one over their degree in the subgraph): from a record, a rare entity is
     likelier than a common one; from an entity, every record that mentions it
     is as likely. Every node of the subgraph has an edge (it was reached by one),
-    so no mass is stranded.
+    so no mass is stranded. `records` (record node id to a non-negative score)
+    restart the walk too, with `settings.dense_share` of the mass in proportion
+    to their scores.
     """
     index = {node.id: n for n, node in enumerate(subgraph.nodes)}
     ends = np.array([(index[e.source], index[e.target]) for e in subgraph.edges], dtype=np.int64).reshape(-1, 2)
@@ -117,11 +141,18 @@ def personalized_pagerank(subgraph: Subgraph, seeds: list[str], settings: GraphR
     specific = np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0)
     chosen = sorted((s for s in seeds if s in index and specific[index[s]] > 0),
                     key=lambda s: (-specific[index[s]], s))[: settings.max_seeds]  # fmt: skip
-    if not chosen:
-        return {}
     restart = np.zeros(len(index))
-    restart[[index[s] for s in chosen]] = specific[[index[s] for s in chosen]]
-    restart /= restart.sum()
+    if chosen:
+        restart[[index[s] for s in chosen]] = specific[[index[s] for s in chosen]]
+        restart /= restart.sum()
+    dense = {i: w for i, w in (records or {}).items() if i in index and w > 0}
+    if dense:
+        mass = np.zeros(len(index))
+        mass[[index[i] for i in dense]] = list(dense.values())
+        part = settings.dense_share if chosen else 1.0
+        restart = (1 - part) * restart + part * mass / mass.sum()
+    if not restart.any():
+        return {}
     outgoing = np.bincount(source, weights=specific[target], minlength=len(index))
     share = specific[target] / outgoing[source]
     scores = restart.copy()
