@@ -12,7 +12,7 @@ RANK = {
     "memory": 2,
     "tools": 3, "agents": 3, "integrations": 3,
     "graphs": 4,
-    "app": 5, "teamspec": 5, "server": 5, "cli": 6, "cli_run": 6,
+    "app": 5, "teamspec": 5, "server": 5, "cli": 6, "cli_run": 6, "cli_memory": 6,
 }  # fmt: skip
 
 
