@@ -28,6 +28,7 @@ from uuid import UUID
 from hivegraph.agents import Agent, MemoryPolicy
 from hivegraph.app import TeamRun, open_hivegraph
 from hivegraph.config import HivegraphSettings, load_settings
+from hivegraph.errors import UnexpectedModelOutput
 from hivegraph.memory.types import Scope
 from hivegraph.models.base import ChatModel
 
@@ -76,7 +77,11 @@ async def session(settings: HivegraphSettings, number: int, messages: tuple[str,
         team = hg.team([assistant()], scope=SCOPE)
         print(f"=== session {number}")
         for message in messages:
-            run = await team.run(message)
+            try:
+                run = await team.run(message)
+            except UnexpectedModelOutput as exc:  # printed, not hidden: the turn is lost, the sessions go on
+                print(f"user: {message}\n  the run stopped: {exc}")
+                continue
             print(f"user: {message}\nassistant: {run.turns[-1]['content']}")
             for event, text in decisions_of(run):
                 print(f"  memory {event:<6} {text}")

@@ -107,7 +107,7 @@ def team_members(question: Question, *, memory: bool) -> list[Agent]:
 
     return [
         Agent(name="searcher", tools=[search_tool(question)],
-              limits=ActLimits(max_steps=2, min_calls=1, max_tokens=160),
+              limits=ActLimits(max_steps=2, min_calls=1, max_tokens=384),
               instructions="You are the searcher. Search for the pages the question needs (one search per page), "
               "then answer with the facts you found, naming each page title.", memory=policy("procedural")),
         Agent(name="reasoner", max_tokens=96, memory=policy("procedural", "semantic"),
@@ -154,6 +154,8 @@ class Scores:
     sf_recall: list[float] = field(default_factory=list[float])
     recalled: int = 0
     """Memory blocks the agents were shown, over all questions."""
+    failed_runs: int = 0
+    """Questions the team stopped on because a model reply never validated (scored 0)."""
     failed_reflections: int = 0
     """Questions whose reflection never validated (their outcome still scored the insights shown)."""
 
@@ -165,7 +167,7 @@ class Scores:
 
         return {"memory": "on" if self.memory else "off", "n": n, "EM": mean(self.em), "F1": mean(self.f1),
                 "SF recall": mean(self.sf_recall), "recalled": self.recalled,
-                "failed reflections": self.failed_reflections}  # fmt: skip
+                "failed runs": self.failed_runs, "failed reflections": self.failed_reflections}  # fmt: skip
 
 
 async def run_condition(
@@ -176,7 +178,14 @@ async def run_condition(
     async with open_hivegraph(settings, model=model) as hg:
         for number, question in enumerate(questions, 1):
             team = hg.team(team_members(question, memory=memory), scope=condition_scope(memory=memory))
-            run = await team.run(question.text)
+            try:
+                run = await team.run(question.text)
+            except UnexpectedModelOutput as exc:  # a reply that never validated: the question counts as missed
+                print(f"  q{number}: the team stopped ({exc})", file=sys.stderr, flush=True)
+                for missed in (scores.em, scores.f1, scores.sf_recall):
+                    missed.append(0.0)
+                scores.failed_runs += 1
+                continue
             answer = run.turns[-1]["content"] if run.turns else ""
             scores.em.append(exact_match(answer, question.answer))
             scores.f1.append(f1(answer, question.answer))
