@@ -2,6 +2,8 @@
 
 What the bundled model decides is printed, not checked fact by fact (it is small); what is checked is that
 the sessions run against the real server and that the memory manager stored at least one fact it extracted.
+A run whose reply never validates (the bundled model names memory ids it was not shown) is printed by the
+example, which goes on.
 """
 
 import os
@@ -27,4 +29,4 @@ def test_the_personal_assistant_runs_on_the_bundled_model(model_server: ServerHa
     assert proc.returncode == 0, f"stdout:\n{out}\nstderr:\n{proc.stderr[-3000:]}"
     assert out.count("=== session") == 3 and "=== a later session" in out
     assert "memory ADD" in out, f"no fact was stored:\n{out}"
-    assert out.count("assistant: ") >= 6
+    assert "=== fact histories" in out and "ADD    by memory_manager" in out
