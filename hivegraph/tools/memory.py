@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 from langchain_core.tools import BaseTool, StructuredTool
@@ -53,6 +54,15 @@ def memory_tools(memory: Memory, *, scope: Scope, actor: str = "agent", run_id: 
             return json.dumps({"error": result.refused[0].reason})
         return json.dumps({"forgotten": memory_id})
 
+    return as_tools(search_memory, remember, forget)
+
+
+def as_tools(
+    search_memory: Callable[[str, int], Awaitable[str]],
+    remember: Callable[[str], Awaitable[str]],
+    forget: Callable[[str], Awaitable[str]],
+) -> list[BaseTool]:
+    """The three memory tools, named and described for the model, around these coroutines."""
     return [
         StructuredTool.from_function(
             coroutine=search_memory, name="search_memory", args_schema=SearchArgs,

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 from uuid import UUID
 
-from langchain_core.tools import BaseTool, StructuredTool
+from langchain_core.tools import BaseTool
 
 from hivegraph.agents.base import MemoryPolicy
 from hivegraph.errors import PolicyViolationError
 from hivegraph.memory.facade import Memory
 from hivegraph.memory.types import DeleteOp, Scope, Source
-from hivegraph.tools.memory import ForgetArgs, RememberArgs, SearchArgs
+from hivegraph.tools.memory import as_tools
 
 
 def policy_tools(
@@ -66,17 +66,4 @@ def policy_tools(
             return json.dumps({"error": result.refused[0].reason})
         return json.dumps({"forgotten": memory_id})
 
-    return [
-        StructuredTool.from_function(
-            coroutine=search_memory, name="search_memory", args_schema=SearchArgs,
-            description="Search your long-term memory; returns memories with ids and scores.",
-        ),
-        StructuredTool.from_function(
-            coroutine=remember, name="remember", args_schema=RememberArgs,
-            description="Store one fact in your long-term memory.",
-        ),
-        StructuredTool.from_function(
-            coroutine=forget, name="forget", args_schema=ForgetArgs,
-            description="Forget a memory by id (it stays in the history, no longer current).",
-        ),
-    ]  # fmt: skip
+    return as_tools(search_memory, remember, forget)
