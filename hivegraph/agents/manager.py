@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Union, cast
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from hivegraph.agents.prompts import DECIDE_OPS, extraction_prompt, render_decision_request
 from hivegraph.errors import RetryRequested
@@ -40,8 +40,12 @@ from hivegraph.memory.types import (
     UpdateOp,
 )
 from hivegraph.models.base import ChatModel, Message, system, user
+from hivegraph.models.schema import integer_choice
 
 FactText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
+NewFactText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+"""The text of an ADD or UPDATE: the schema asks for one, so constrained decoding cannot leave it empty."""
+MAX_DECISION_OPS = 32
 
 
 _REPLY_CONFIG = ConfigDict(extra="forbid", strict=True)
@@ -69,7 +73,37 @@ class Decision(BaseModel):
     """The decision reply for one batch of candidate facts."""
 
     model_config = _REPLY_CONFIG
-    ops: list[OpChoice] = Field(max_length=32)
+    ops: list[OpChoice] = Field(max_length=MAX_DECISION_OPS)
+
+
+def decision_model(aliases: Sequence[int]) -> type[Decision]:
+    """The reply schema of one decision over the memories shown as `aliases`.
+
+    Each op is tagged by its event: an ADD has a text and no id, an UPDATE names
+    a shown alias and its new text, a DELETE names a shown alias, a NOOP names
+    one or none. Under constrained decoding the model cannot name an id it was
+    not shown or leave an ADD's text empty; a reply parsed without a grammar is
+    held to the same shape, and an error names the op and the field at fault.
+    """
+    only: Any = Literal
+    shown: Any = integer_choice(aliases, "memories") if aliases else None
+    shown_or_none: Any = shown | None if aliases else None
+    choices: list[Any] = [
+        create_model("AddChoice", __base__=OpChoice, event=(only["ADD"], ...), id=(None, None),
+                     text=(NewFactText, ...)),
+        create_model("NoopChoice", __base__=OpChoice, event=(only["NOOP"], ...), id=(shown_or_none, None),
+                     text=(FactText, "")),
+    ]  # fmt: skip
+    if aliases:
+        choices += [
+            create_model("UpdateChoice", __base__=OpChoice, event=(only["UPDATE"], ...), id=(shown, ...),
+                         text=(NewFactText, ...)),
+            create_model("DeleteChoice", __base__=OpChoice, event=(only["DELETE"], ...), id=(shown, ...),
+                         text=(FactText, "")),
+        ]  # fmt: skip
+    tagged: Any = Annotated[cast(Any, Union)[tuple(choices)], Field(discriminator="event")]
+    ops = (list[tagged], Field(max_length=MAX_DECISION_OPS))
+    return create_model("Decision", __base__=Decision, ops=ops)
 
 
 @dataclass
@@ -171,7 +205,10 @@ class MemoryManager:
         shown = [(alias, record.text) for alias, record in aliases.items()]
         prompt = [system(DECIDE_OPS), user(render_decision_request(shown, list(facts)))]
         reply = await self.model.structured(
-            prompt, Decision, max_retries=self.max_retries, validate=lambda d: _check_aliases(d, aliases)
+            prompt,
+            decision_model(sorted(aliases)),
+            max_retries=self.max_retries,
+            validate=lambda d: _check_aliases(d, aliases),
         )
         return [_to_op(choice, aliases) for choice in reply.output.ops]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
@@ -36,6 +36,7 @@ from hivegraph.memory.gmemory import (
 from hivegraph.memory.types import MemoryRecord, Scope
 from hivegraph.memory.vocabulary import Outcome
 from hivegraph.models.base import ChatModel, RequestSettings, system, user
+from hivegraph.models.schema import integer_choice
 
 REFLECT = """\
 You keep a team's insights: short, general lessons that help with future tasks \
@@ -97,9 +98,9 @@ def reply_model(aliases: Sequence[int], max_ops: int) -> type[Reflection]:
     item: Any = new
     if aliases:
         on_shown: Any = Literal["AGREE", "EDIT", "REMOVE"]
-        alias: Any = cast(Any, Literal)[tuple(aliases)]
+        alias: Any = integer_choice(aliases, "insights")
         shown = create_model("ShownInsightChoice", __base__=InsightChoice, op=(on_shown, ...), id=(alias, ...))
-        item = new | shown
+        item = Annotated[new | shown, Field(discriminator="op")]
     ops = (list[item], Field(max_length=max(0, min(max_ops, MAX_REFLECTION_OPS))))
     return create_model("Reflection", __base__=Reflection, ops=ops)
 

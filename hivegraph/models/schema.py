@@ -4,15 +4,18 @@ OpenAI's strict mode wants `additionalProperties: false` and every property
 required on every object. A small model decoding under a grammar can also loop
 inside an open string or array until the token limit, so every string needs a
 `maxLength` and every array a `maxItems`; `strict_schema` refuses a schema that
-lacks one and names the field.
+lacks one and names the field. A tagged union (pydantic's `discriminator`) is
+sent as a plain `anyOf`: its branches exclude each other by their tag, and not
+every grammar backend reads OpenAPI's `discriminator` keyword.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any
+from collections.abc import Sequence
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, Strict, WithJsonSchema
 
 from hivegraph.errors import ConfigError
 
@@ -45,6 +48,8 @@ def strict_schema(output_type: type[BaseModel]) -> dict[str, Any]:
 
 
 def _tighten(node: dict[str, Any], path: str, output_type: type[BaseModel]) -> None:
+    if node.pop("discriminator", None) is not None and "oneOf" in node:
+        node["anyOf"] = node.pop("oneOf")
     types = _types(node)
     if not any(key in node for key in _CONSTRAINED_KEYS):
         _refuse(output_type, path, "accepts any value; give it a concrete type")
@@ -98,3 +103,23 @@ def _refuse(output_type: type[BaseModel], path: str, problem: str) -> None:
         "(unbounded fields let a small model loop until the token limit)",
         field=path,
     )
+
+
+def integer_choice(values: Sequence[int], noun: str) -> Any:
+    """A strict JSON integer among `values`, sent to the grammar as an `enum`.
+
+    `Literal[0, 1]` would accept `true` and `1.0` for 1; this type refuses any
+    value that is not a JSON integer, and names the valid values when an
+    integer is not among them, e.g. `id 7 is not one of the listed memories
+    (valid: 0, 1)`.
+    """
+    allowed = frozenset(values)
+    listed = ", ".join(str(v) for v in sorted(allowed))
+
+    def check(value: int) -> int:
+        if value not in allowed:
+            raise ValueError(f"{value} is not one of the listed {noun} (valid: {listed})")
+        return value
+
+    schema = {"type": "integer", "enum": sorted(allowed)}
+    return Annotated[int, Strict(), AfterValidator(check), WithJsonSchema(schema)]

@@ -318,8 +318,9 @@ async def test_the_reflector_maps_aliases_to_insights_and_retries_an_invented_on
     result = await Reflector(model, memory).reflect(
         "find the capital city of Spain", steps, outcome="success", task_id=task, scope=TEAM, shown=[known]
     )
-    for rejected in model.requests[1:3]:  # the schema lists the aliases, and an AGREE must name one
-        assert "ops.0.ShownInsightChoice.id: Input should be 0" in rejected.messages[-1].content
+    invented, missing = (r.messages[-1].content for r in model.requests[1:3])
+    assert "ops.0.AGREE.id: Value error, 7 is not one of the listed insights (valid: 0)" in invented
+    assert "ops.0.AGREE.id: Input should be a valid integer" in missing  # an AGREE must name a shown insight
     assert [(c.event, c.score) for c in result.changes] == [("AGREE", 3.0), ("ADD", 2.0)]
     added = await memory.get(result.changes[1].insight_id, scope=TEAM)
     assert added is not None and added.metadata["roles"] == "solver"

@@ -59,7 +59,7 @@ async def test_hallucinated_id_is_retried_with_feedback(memory_store: MemoryStor
     result = await MemoryManager(model, memory).consolidate(CHAT, scope=ADA)
     assert result.ops == [UpdateOp(record_id=lisbon.id, text="Ada lives in Porto", expected_version=1)]
     feedback = model.requests[2].messages[-1].content
-    assert "id 7" in feedback and "not one of the listed memories" in feedback
+    assert "ops.0.UPDATE.id" in feedback and "7 is not one of the listed memories (valid: 0)" in feedback
 
 
 @pytest.mark.parametrize(
@@ -130,18 +130,30 @@ async def test_ids_that_are_never_json_integers_raise_and_change_nothing(
     assert [e.op.event for e in await memory_store.journal.read()] == ["ADD", "ADD"]
 
 
-async def test_the_decision_schema_asks_for_an_integer_alias(memory_store: MemoryStore, memory: Memory) -> None:
-    await memory_store.add("Ada lives in Lisbon", scope=ADA)
+async def test_the_decision_schema_lists_only_the_aliases_shown(memory_store: MemoryStore, memory: Memory) -> None:
+    await two_memories(memory_store)
     model = ScriptedModel([facts("Ada lives in Porto"), decision(("NOOP", 0, ""))])
     await MemoryManager(model, memory).consolidate(CHAT, scope=ADA)
     schema = model.requests[1].output_schema
     assert schema is not None and schema.strict
-    op_choice = schema.json_schema["$defs"]["OpChoice"]
-    assert op_choice["properties"]["id"] == {
-        "anyOf": [{"maximum": 999, "minimum": 0, "type": "integer"}, {"type": "null"}],
-        "title": "Id",
-    }
-    assert op_choice["required"] == ["event", "id", "text"] and op_choice["additionalProperties"] is False
+    defs = schema.json_schema["$defs"]
+    branches = [
+        defs[ref["$ref"].rsplit("/", 1)[-1]] for ref in schema.json_schema["properties"]["ops"]["items"]["anyOf"]
+    ]
+    by_event = {b["properties"]["event"]["const"]: b for b in branches}
+    assert sorted(by_event) == ["ADD", "DELETE", "NOOP", "UPDATE"]
+    shown = {"type": "integer", "enum": [0, 1]}
+
+    def ids(event: str) -> object:
+        return {k: v for k, v in by_event[event]["properties"]["id"].items() if k not in ("title", "default")}
+
+    assert ids("UPDATE") == ids("DELETE") == shown
+    assert ids("NOOP") == {"anyOf": [shown, {"type": "null"}]}
+    assert ids("ADD") == {"type": "null"}
+    assert by_event["ADD"]["properties"]["text"]["minLength"] == 1
+    assert by_event["UPDATE"]["properties"]["text"]["minLength"] == 1
+    assert all(b["required"] == ["event", "id", "text"] and b["additionalProperties"] is False for b in branches)
+    assert "discriminator" not in json.dumps(schema.json_schema), "sent as a plain anyOf for every grammar backend"
 
 
 @pytest.mark.parametrize("bad_reply", ["", "not json", '{"facts": "one"}', '{"facts": ["' + "x" * 400 + '"]}'])
@@ -172,7 +184,8 @@ async def test_other_scopes_are_never_shown_nor_reachable(memory_store: MemorySt
     result = await MemoryManager(model, memory).consolidate(CHAT, scope=ADA)
     shown = model.requests[1].messages[-1].content
     assert "Bob" not in shown and "[1]" not in shown
-    assert "id 1" in model.requests[2].messages[-1].content  # alias 1 would have been a foreign record
+    # alias 1 would have been a foreign record
+    assert "1 is not one of the listed memories" in model.requests[2].messages[-1].content
     assert result.ops == [AddOp(text="Ada lives in Porto")]
     assert await memory_store.get(bobs.id, scope=BOB) == bobs
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+import re
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from hivegraph.errors import ConfigError, RetryRequested, UnexpectedModelOutput
 from hivegraph.models.base import OutputSchema, user
-from hivegraph.models.schema import strict_schema
+from hivegraph.models.schema import integer_choice, strict_schema
 from hivegraph.models.testing import ScriptedModel
 
 ASK = [user("Rate this.")]
@@ -118,6 +120,46 @@ def test_output_schema_of_refuses_unbounded_models() -> None:
 
     with pytest.raises(ConfigError, match=r"Free\.answer"):
         OutputSchema.of(Free)
+
+
+class Pick(BaseModel):
+    """Lax by default: the integer choice is strict by itself."""
+
+    choice: Annotated[Rated | Skipped, Field(discriminator="kind")]
+
+
+class Rated(BaseModel):
+    kind: Literal["rated"]
+    item: integer_choice([2, 5], "items")  # pyright: ignore[reportInvalidTypeForm]
+
+
+class Skipped(BaseModel):
+    kind: Literal["skipped"]
+
+
+Pick.model_rebuild()
+
+
+def test_a_tagged_union_is_sent_as_a_plain_any_of() -> None:
+    schema = strict_schema(Pick)
+    assert "discriminator" not in json.dumps(schema) and "oneOf" not in json.dumps(schema)
+    assert [b["$ref"] for b in schema["properties"]["choice"]["anyOf"]] == ["#/$defs/Rated", "#/$defs/Skipped"]
+
+
+def test_an_integer_choice_is_an_enum_in_the_schema() -> None:
+    item = strict_schema(Pick)["$defs"]["Rated"]["properties"]["item"]
+    assert (item["type"], item["enum"]) == ("integer", [2, 5])
+    assert Pick.model_validate_json('{"choice": {"kind": "rated", "item": 5}}').choice == Rated(kind="rated", item=5)
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [("true", "valid integer"), ("5.0", "valid integer"), ('"5"', "valid integer"),
+     ("3", "3 is not one of the listed items (valid: 2, 5)")],
+)  # fmt: skip
+def test_an_integer_choice_refuses_what_a_literal_would_coerce(raw: str, problem: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(problem)):
+        Pick.model_validate_json(f'{{"choice": {{"kind": "rated", "item": {raw}}}}}')
 
 
 # --- ChatModel.structured ------------------------------------------------------------------------
