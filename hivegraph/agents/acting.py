@@ -42,12 +42,17 @@ from hivegraph.models.base import (
 )
 
 MAX_ANSWER_CHARS = 4000
+CHARS_PER_TOKEN = 3
+"""A low guess of characters per token: an answer bounded by it ends before the reply's token limit."""
+ACTION_TOKENS = 16
+"""Tokens an answer action spends around the answer text (`{"action": "answer", "answer": "…"}`)."""
 MAX_ARGUMENT_CHARS = 1000
 """Bound given to a tool's string arguments that have none (a small model can loop inside an open string)."""
 MAX_ARGUMENT_ITEMS = 20
 MAX_RESULT_CHARS = 2000
 """A tool result longer than this is cut before the model sees it (the full result is kept in the `ToolUse`)."""
 
+_CUT = " (the reply reached the token limit: say it in fewer words)"
 _REJECTED = "Your action was rejected: {reason}\nReply again with one JSON action that follows the schema."
 
 
@@ -105,13 +110,24 @@ def tool_parameters(tool: BaseTool) -> dict[str, Any]:
     return cast(dict[str, Any], function.get("parameters") or {"type": "object", "properties": {}})
 
 
-def action_schema(tools: Sequence[BaseTool], *, answer_only: bool = False, call_only: bool = False) -> OutputSchema:
+def answer_chars(max_tokens: int) -> int:
+    """The longest answer text a reply of `max_tokens` tokens should hold, so a grammar closes it in time."""
+    return max(16, min(MAX_ANSWER_CHARS, (max_tokens - ACTION_TOKENS) * CHARS_PER_TOKEN))
+
+
+def action_schema(
+    tools: Sequence[BaseTool],
+    *,
+    answer_only: bool = False,
+    call_only: bool = False,
+    max_answer_chars: int = MAX_ANSWER_CHARS,
+) -> OutputSchema:
     """The schema of one action: a call of one of `tools` with its arguments, or the answer (or only one kind)."""
     answer: dict[str, Any] = {
         "type": "object",
         "properties": {
             "action": {"type": "string", "enum": ["answer"]},
-            "answer": {"type": "string", "maxLength": MAX_ANSWER_CHARS},
+            "answer": {"type": "string", "maxLength": max_answer_chars},
         },
         "required": ["action", "answer"],
         "additionalProperties": False,
@@ -206,28 +222,24 @@ async def _act_constrained(
     settings: RequestSettings = {"max_tokens": limits.max_tokens}
     history = list(messages)
     uses: list[ToolUse] = []
-    rejected: list[str] = []
-    in_a_row = 0
+    rejections = _Rejections(model.model_name, "actions", limits.max_invalid)
     while True:
         forced = len(uses) >= limits.max_steps
         required = len(uses) < limits.min_calls
-        schema = action_schema(tools, answer_only=forced, call_only=required)
+        schema = action_schema(
+            tools, answer_only=forced, call_only=required, max_answer_chars=answer_chars(limits.max_tokens)
+        )
         response = await model.request(history, settings=settings, output_schema=schema)
         try:
             action = _parse_action(response.text, by_name, forced=forced, required=required)
         except _Rejected as exc:
-            rejected.append(exc.reason)
-            in_a_row += 1
-            if in_a_row > limits.max_invalid:
-                raise UnexpectedModelOutput(
-                    f"{model.model_name}: {in_a_row} actions in a row were rejected; last: {exc.reason}",
-                    body=response.text, errors=rejected,
-                ) from None  # fmt: skip
-            history += [assistant(response.text), user(_REJECTED.format(reason=exc.reason))]
+            reason = exc.reason + (_CUT if response.finish_reason == "length" else "")
+            rejections.count(reason, body=response.text)
+            history += [assistant(response.text), user(_REJECTED.format(reason=reason))]
             continue
-        in_a_row = 0
+        rejections.in_a_row = 0
         if isinstance(action, str):
-            return Acted(answer=action, tool_uses=uses, rejected=rejected, forced=forced)
+            return Acted(answer=action, tool_uses=uses, rejected=rejections.reasons, forced=forced)
         name, arguments = action
         use = await run_tool(by_name[name], arguments, step=len(uses))
         uses.append(use)
@@ -242,13 +254,12 @@ async def _act_natively(
     settings: RequestSettings = {"max_tokens": limits.max_tokens}
     history = list(messages)
     uses: list[ToolUse] = []
-    rejected: list[str] = []
-    in_a_row = 0
+    rejections = _Rejections(model.model_name, "tool calls", limits.max_invalid)
     while True:
         forced = len(uses) >= limits.max_steps
         response: ModelResponse = await model.request(history, settings=settings, tools=None if forced else definitions)
         if not response.tool_calls:
-            return Acted(answer=response.text.strip(), tool_uses=uses, rejected=rejected, forced=forced)
+            return Acted(answer=response.text.strip(), tool_uses=uses, rejected=rejections.reasons, forced=forced)
         history.append(assistant(response.text).model_copy(update={"tool_calls": tuple(response.tool_calls)}))
         for call in response.tool_calls:
             try:
@@ -256,16 +267,10 @@ async def _act_natively(
                 if call.name not in by_name:
                     raise _Rejected(f"there is no tool {call.name!r}; the tools are {sorted(by_name)}")
             except _Rejected as exc:
-                rejected.append(exc.reason)
-                in_a_row += 1
-                if in_a_row > limits.max_invalid:
-                    raise UnexpectedModelOutput(
-                        f"{model.model_name}: {in_a_row} tool calls in a row were rejected; last: {exc.reason}",
-                        body=call.arguments, errors=rejected,
-                    ) from None  # fmt: skip
+                rejections.count(exc.reason, body=call.arguments)
                 history.append(Message(role="tool", content=f"rejected: {exc.reason}", tool_call_id=call.id))
                 continue
-            in_a_row = 0
+            rejections.in_a_row = 0
             use = await run_tool(by_name[call.name], arguments, step=len(uses))
             uses.append(use)
             history.append(Message(role="tool", content=_shown(use.result), tool_call_id=call.id))
@@ -292,6 +297,27 @@ def observation(use: ToolUse, *, last: bool = False) -> str:
 
 def _shown(result: str) -> str:
     return result if len(result) <= MAX_RESULT_CHARS else result[:MAX_RESULT_CHARS] + " …(cut)"
+
+
+@dataclass
+class _Rejections:
+    """The rejected actions of one turn, and the bound on how many may come in a row."""
+
+    model_name: str
+    what: str
+    max_in_a_row: int
+    reasons: list[str] = field(default_factory=list[str])
+    in_a_row: int = 0
+
+    def count(self, reason: str, *, body: str) -> None:
+        """Note one rejection; raise `UnexpectedModelOutput` once more than `max_in_a_row` came in a row."""
+        self.reasons.append(reason)
+        self.in_a_row += 1
+        if self.in_a_row > self.max_in_a_row:
+            raise UnexpectedModelOutput(
+                f"{self.model_name}: {self.in_a_row} {self.what} in a row were rejected; last: {reason}",
+                body=body, errors=self.reasons,
+            )  # fmt: skip
 
 
 class _Rejected(Exception):  # noqa: N818 - internal signal, never leaves this module

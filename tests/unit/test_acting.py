@@ -86,6 +86,20 @@ async def test_after_max_steps_only_an_answer_is_accepted() -> None:
     assert "No more tool calls are allowed" in model.requests[2].messages[-1].content
 
 
+async def test_the_answer_is_bounded_by_the_token_budget_and_a_cut_reply_is_named() -> None:
+    cut = ModelResponse(text='{"action": "answer", "answer": "Lisbon is', model_name="m", finish_reason="length")
+    model = ScriptedModel([cut, answer("Lisbon")])
+    acted = await act(model, PROMPT, [add], limits=ActLimits(max_tokens=64))
+    assert acted.answer == "Lisbon"
+    assert "reached the token limit" in acted.rejected[0] and "fewer words" in model.requests[1].messages[-1].content
+    schemas = [r.output_schema for r in model.requests]
+    limits = [b["properties"]["answer"]["maxLength"] for s in schemas if s for b in s.json_schema["anyOf"]
+              if "answer" in b["properties"]]  # fmt: skip
+    assert limits and all(0 < n < 64 * 4 for n in limits), "an answer that fits in 64 tokens of English"
+    roomy = action_schema([add], max_answer_chars=4000).json_schema["anyOf"][-1]["properties"]["answer"]
+    assert roomy["maxLength"] == 4000
+
+
 async def test_native_tool_calls_run_and_answer_through_tool_messages() -> None:
     calls = [
         ToolCall(id="c1", name="add", arguments='{"a": 4, "b": 5}'),
