@@ -28,6 +28,7 @@ from typing import Any, cast
 
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import ValidationError
 
 from hivegraph.errors import ConfigError, UnexpectedModelOutput
 from hivegraph.models.base import (
@@ -280,6 +281,9 @@ async def run_tool(tool: BaseTool, arguments: dict[str, Any], *, step: int) -> T
     """Run `tool`; what it raises becomes an unsuccessful result the model can read."""
     try:
         result = await tool.ainvoke(arguments)
+    except ValidationError as exc:  # the arguments do not fit the tool's schema: say which and why, briefly
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors())
+        return ToolUse(tool.name, arguments, f"invalid arguments: {problems}", ok=False, step=step)
     except Exception as exc:  # any tool failure is reported to the model, not raised
         return ToolUse(tool.name, arguments, f"{type(exc).__name__}: {exc}", ok=False, step=step)
     text = result if isinstance(result, str) else json.dumps(result, default=str)

@@ -1,8 +1,11 @@
 import json
 import uuid
 
+from hivegraph.agents.acting import ActLimits, act
 from hivegraph.memory.facade import Memory
 from hivegraph.memory.types import Scope
+from hivegraph.models.base import user
+from hivegraph.models.testing import ScriptedModel
 from hivegraph.tools import memory_tools
 
 ADA = Scope(user_id="ada")
@@ -28,3 +31,31 @@ async def test_tools_stay_inside_their_scope(memory: Memory) -> None:
     unknown = json.loads(await tools["forget"].ainvoke({"memory_id": str(uuid.uuid4())}))
     assert "no current memory record" in unknown["error"]
     assert "not a memory id" in json.loads(await tools["forget"].ainvoke({"memory_id": "7"}))["error"]
+
+
+def raw_call(tool: str, arguments: str) -> str:
+    """A constrained action whose arguments are raw JSON text (a model may write what `json.dumps` never would)."""
+    return f'{{"action": "call", "tool": "{tool}", "arguments": {arguments}}}'
+
+
+async def test_hostile_tool_arguments_are_refused_by_name_and_store_nothing(memory: Memory) -> None:
+    tools = memory_tools(memory, scope=ADA, actor="planner")
+    model = ScriptedModel([
+        raw_call("remember", r'{"text": "Ada \ud800 likes tea"}'),  # a lone surrogate
+        raw_call("search_memory", '{"query": "tea", "k": NaN}'),
+        raw_call("remember", json.dumps({"text": "x" * 2001})),
+        raw_call("remember", '{"text": 5}'),
+        raw_call("forget", '{"memory_id": "../../etc/passwd"}'),
+        json.dumps({"action": "answer", "answer": "done"}),
+    ])  # fmt: skip
+    acted = await act(model, [user("Remember that Ada likes tea.")], tools, limits=ActLimits(max_steps=5))
+    results = [(u.tool, u.ok, u.result) for u in acted.tool_uses]
+    assert [ok for _, ok, _ in results] == [False, False, False, False, True]
+    assert "text: Input should be a valid string, unable to parse raw data as a unicode string" in results[0][2]
+    assert "k: Input should be a finite number" in results[1][2]
+    assert "text: String should have at most 2000 characters" in results[2][2]
+    assert "text: Input should be a valid string" in results[3][2]
+    assert "is not a memory id" in json.loads(results[4][2])["error"]
+    assert all("errors.pydantic.dev" not in r for _, _, r in results), "feedback stays short for the model"
+    assert "invalid arguments" in model.requests[1].messages[-1].content
+    assert acted.answer == "done" and await memory.store.list(scope=ADA) == []
