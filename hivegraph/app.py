@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -15,13 +16,14 @@ from uuid import UUID
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
+from pydantic import ValidationError
 
 from hivegraph.agents.base import Agent
 from hivegraph.agents.distiller import LearnResult, ProcedureDistiller
 from hivegraph.agents.manager import MemoryManager
 from hivegraph.agents.reflector import Reflector, TrajectorySummarizer
-from hivegraph.config import HivegraphSettings, load_settings
-from hivegraph.errors import GraphError
+from hivegraph.config import HivegraphSettings, ModelSettings, load_settings
+from hivegraph.errors import ConfigError, GraphError
 from hivegraph.graphs.context import TeamContext
 from hivegraph.graphs.nodes import learn_in_gmemory
 from hivegraph.graphs.patterns import TeamGraph, debate, pipeline, supervisor
@@ -172,6 +174,36 @@ class Hivegraph:
     distiller: ProcedureDistiller
     reflector: Reflector | None = None
     """Draws G-Memory insights after tasks (None: G-Memory off, or no reflection)."""
+    resources: AsyncExitStack = field(default_factory=AsyncExitStack, repr=False)
+    """Closes what was opened after the backends (models from `chat_model`) when the `Hivegraph` closes."""
+    _models: dict[str, ChatModel] = field(default_factory=dict[str, ChatModel], repr=False)
+
+    def chat_model(self, overrides: Mapping[str, Any]) -> ChatModel:
+        """A chat model for some agents: the `model` section with `overrides`, opened once and closed with the app.
+
+        An agent given it talks to another model (or server) than the team's,
+        e.g. `{"model": "qwen2.5-7b-instruct", "max_tokens": 512}`. Equal
+        overrides share one client.
+
+        Raises:
+            ConfigError: an override names no model setting or has a wrong value (the field is named).
+
+        """
+        if not overrides:
+            return self.model
+        key = json.dumps(dict(overrides), sort_keys=True, default=str)
+        if key not in self._models:
+            merged = self.settings.model.model_dump() | dict(overrides)
+            try:
+                section = ModelSettings.model_validate(merged)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "model"
+                raise ConfigError(f"agent model: {where}: {first['msg']}", field=f"model.{where}") from None
+            chat = CHAT_MODELS.load(section.provider).from_settings(self.settings.model_copy(update={"model": section}))
+            self.resources.push_async_callback(chat.aclose)
+            self._models[key] = chat
+        return self._models[key]
 
     def team(self, agents: Sequence[Agent], *, scope: Scope) -> Team:
         """A pipeline team of `agents` (each acts once, in order) reading and writing memory in `scope`."""
@@ -234,12 +266,14 @@ async def open_hivegraph(
             chat, memory, neighbours=policy.manager_neighbours, max_candidates=policy.max_candidates,
             max_retries=settings.model.max_retries,
         )  # fmt: skip
-        yield Hivegraph(
+        app = Hivegraph(
             settings=settings, model=chat, memory=memory, manager=manager, checkpointer=checkpointer,
             distiller=ProcedureDistiller(chat, max_trajectory_chars=policy.max_trajectory_chars),
             reflector=Reflector(chat, memory, max_retries=settings.model.max_retries)
             if settings.gmemory.reflect else None,
         )  # fmt: skip
+        stack.push_async_callback(app.resources.aclose)
+        yield app
 
 
 @contextmanager

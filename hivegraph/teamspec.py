@@ -13,7 +13,11 @@ A spec says the pattern, the scope and the agents; tools are named by
       - name: searcher
         instructions: "You search."
         tools: ["my_tools:search"]
+        limits: {max_steps: 3, min_calls: 1, max_tokens: 384}
         memory: {read_kinds: [semantic, episodic], tools: true}
+      - name: writer
+        instructions: "You write the answer."
+        model: {model: qwen2.5-7b-instruct, temperature: 0.3}   # over the `model` section
 
 A factory is called with the opened `Hivegraph` and returns a `Team`.
 """
@@ -35,6 +39,8 @@ from hivegraph.app import Hivegraph, Team
 from hivegraph.errors import ConfigError
 from hivegraph.memory.types import MemoryKind, Scope
 
+MAX_INSTRUCTION_CHARS = 20_000
+
 
 class PolicySpec(BaseModel):
     """`MemoryPolicy` fields, as YAML gives them."""
@@ -50,29 +56,44 @@ class PolicySpec(BaseModel):
     gmemory: bool = MemoryPolicy.gmemory
 
 
+class LimitsSpec(BaseModel):
+    """`ActLimits` fields, as YAML gives them."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_steps: int = Field(default=ActLimits.max_steps, ge=0)
+    min_calls: int = Field(default=ActLimits.min_calls, ge=0)
+    max_invalid: int = Field(default=ActLimits.max_invalid, ge=0)
+    max_tokens: int = Field(default=ActLimits.max_tokens, ge=1)
+
+
 class AgentSpec(BaseModel):
     """One agent of a spec."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-    instructions: str = Field(min_length=1)
-    max_tokens: int = Field(default=160, ge=1)
+    instructions: str = Field(min_length=1, max_length=MAX_INSTRUCTION_CHARS)
+    max_tokens: int = Field(default=Agent.max_tokens, ge=1)
+    """Tokens of a reply when the agent has no tools (`limits.max_tokens` bounds each action when it has)."""
     tools: list[str] = Field(default_factory=list[str])
     """`module:attribute` of each langchain-core tool."""
-    max_steps: int = Field(default=ActLimits.max_steps, ge=0)
+    limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    model: dict[str, Any] = Field(default_factory=dict[str, Any])
+    """Settings of the `model` section this agent changes (empty: the team's model)."""
     memory: PolicySpec = Field(default_factory=PolicySpec)
 
-    def build(self) -> Agent:
-        """The `Agent` this spec describes (its tools imported).
+    def build(self, app: Hivegraph) -> Agent:
+        """The `Agent` this spec describes (its tools imported, its model opened by `app`).
 
         Raises:
-            ConfigError: a tool cannot be imported or is not a langchain-core tool.
+            ConfigError: a tool cannot be imported or is not a langchain-core tool, a limit or a model
+                setting is invalid.
 
         """
         tools = [_tool(path, self.name) for path in self.tools]
         policy = MemoryPolicy(**self.memory.model_dump())
+        model = app.chat_model(self.model) if self.model else None
         return Agent(name=self.name, instructions=self.instructions, max_tokens=self.max_tokens, tools=tools,
-                     limits=ActLimits(max_steps=self.max_steps), memory=policy)  # fmt: skip
+                     limits=ActLimits(**self.limits.model_dump()), memory=policy, model=model)  # fmt: skip
 
 
 class TeamSpec(BaseModel):
@@ -94,15 +115,15 @@ class TeamSpec(BaseModel):
             ConfigError: the pattern needs a router or judge the spec lacks, or a tool cannot be imported.
 
         """
-        agents = [a.build() for a in self.agents]
+        agents = [a.build(app) for a in self.agents]
         if self.pattern == "supervisor":
             if self.router is None:
                 raise ConfigError("team spec: pattern 'supervisor' needs a 'router' agent", field="router")
-            return app.supervisor_team(self.router.build(), agents, scope=self.scope, max_turns=self.max_turns)
+            return app.supervisor_team(self.router.build(app), agents, scope=self.scope, max_turns=self.max_turns)
         if self.pattern == "debate":
             if self.judge is None:
                 raise ConfigError("team spec: pattern 'debate' needs a 'judge' agent", field="judge")
-            return app.debate_team(agents, self.judge.build(), scope=self.scope, rounds=self.rounds)
+            return app.debate_team(agents, self.judge.build(app), scope=self.scope, rounds=self.rounds)
         return app.team(agents, scope=self.scope)
 
 
