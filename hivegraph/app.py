@@ -22,8 +22,8 @@ from hivegraph.agents.base import Agent
 from hivegraph.agents.distiller import LearnResult, ProcedureDistiller
 from hivegraph.agents.manager import MemoryManager
 from hivegraph.agents.reflector import Reflector, TrajectorySummarizer
-from hivegraph.config import HivegraphSettings, ModelSettings, load_settings
-from hivegraph.errors import ConfigError, GraphError
+from hivegraph.config import HivegraphSettings, ModelSettings, config_error, load_settings
+from hivegraph.errors import GraphError
 from hivegraph.graphs.context import TeamContext
 from hivegraph.graphs.nodes import learn_in_gmemory
 from hivegraph.graphs.patterns import TeamGraph, debate, pipeline, supervisor
@@ -197,9 +197,7 @@ class Hivegraph:
             try:
                 section = ModelSettings.model_validate(merged)
             except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "model"
-                raise ConfigError(f"agent model: {where}: {first['msg']}", field=f"model.{where}") from None
+                raise config_error(exc, "agent ", field_prefix="model.") from None
             chat = CHAT_MODELS.load(section.provider).from_settings(self.settings.model_copy(update={"model": section}))
             self.resources.push_async_callback(chat.aclose)
             self._models[key] = chat

@@ -414,13 +414,13 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Hivegraph
     try:
         return settings_cls(**overrides)
     except ValidationError as exc:
-        raise _config_error(exc, source) from None
+        raise config_error(exc, f"{source}: " if source is not None else "") from None
 
 
-def _config_error(exc: ValidationError, source: Path | None) -> ConfigError:
+def config_error(exc: ValidationError, where: str = "", *, field_prefix: str = "") -> ConfigError:
+    """A `ConfigError` naming the first invalid field of `exc` (after `field_prefix`), its value, and how many more."""
     first = exc.errors()[0]
-    field = ".".join(str(part) for part in first["loc"])
-    where = f"{source}: " if source is not None else ""
+    field = field_prefix + (".".join(str(part) for part in first["loc"]) or "value")
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     value = f" (got {first['input']!r:.80})" if first["type"] != "missing" else ""
     return ConfigError(f"{where}{field}: {first['msg']}{value}{more}", field=field)

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hivegraph.agents.acting import ActLimits
 from hivegraph.agents.base import Agent, MemoryPolicy, ScopeLevel
 from hivegraph.app import Hivegraph, Team
+from hivegraph.config import config_error
 from hivegraph.errors import ConfigError
 from hivegraph.memory.types import MemoryKind, Scope
 
@@ -141,9 +142,7 @@ def load_spec(path: Path) -> TeamSpec:
     try:
         return TeamSpec.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "spec"
-        raise ConfigError(f"team spec {path}: {where}: {first['msg']}", field=where) from None
+        raise config_error(exc, f"team spec {path}: ") from None
 
 
 def team_from(target: str, app: Hivegraph) -> Team:
