@@ -17,6 +17,7 @@ services. It is built from settings (`open_memory`) or from parts (tests):
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -274,14 +275,19 @@ async def open_memory(
 
     """
     check_backends(settings)
-    space: VectorSpace = VECTOR_STORES.load(settings.vector_store.backend).from_settings(settings)
+    # Opening a backend touches files and sockets: it runs in a worker thread, off the event loop.
+    space: VectorSpace = await asyncio.to_thread(
+        VECTOR_STORES.load(settings.vector_store.backend).from_settings, settings
+    )
     try:
-        journal: Journal = JOURNALS.load(settings.journal.backend).from_settings(settings)
+        journal: Journal = await asyncio.to_thread(JOURNALS.load(settings.journal.backend).from_settings, settings)
     except BaseException:
         await space.aclose()
         raise
     try:
-        projections = [PROJECTIONS.load(name).from_settings(settings) for name in settings.memory.projections]
+        projections = await asyncio.to_thread(
+            lambda: [PROJECTIONS.load(name).from_settings(settings) for name in settings.memory.projections]
+        )
     except BaseException:
         await space.aclose()
         await journal.aclose()

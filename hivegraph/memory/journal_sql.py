@@ -276,10 +276,6 @@ class SqlJournal(Journal):
     async def _read(self, fn: Callable[[SqlConn], R]) -> R:
         """Run `fn` on a connection that sees every committed write."""
 
-    async def _read_quick(self, fn: Callable[[SqlConn], R]) -> R:
-        """Run `fn`, a read of a few indexed rows, by the cheapest way the backend has (default: `_read`)."""
-        return await self._read(fn)
-
     @abstractmethod
     async def _write(self, fn: Callable[[SqlConn], R]) -> R:
         """Run `fn` inside a write transaction that excludes every other writer; commit if it returns."""
@@ -390,7 +386,7 @@ class SqlJournal(Journal):
 
     async def last_seq(self) -> int:
         """The `seq` of the newest entry (0 when empty)."""
-        rows = await self._read_quick(lambda conn: conn.rows("SELECT MAX(seq) FROM hg_ops"))
+        rows = await self._read(lambda conn: conn.rows("SELECT MAX(seq) FROM hg_ops"))
         return int(rows[0][0] or 0)
 
     async def counts(self, *, kinds: Sequence[MemoryKind] | None = None) -> tuple[int, int]:

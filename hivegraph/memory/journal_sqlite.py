@@ -199,9 +199,6 @@ class SqliteJournal(SqlJournal):
         self._readers: list[sqlite3.Connection] = []
         """Idle read connections of a file journal: reads run beside each other and beside a write (WAL)."""
         self._readers_lock = threading.Lock()
-        self._quick = threading.local()
-        """Per thread, a connection that never waits for a lock: quick reads run on it without a thread hop."""
-        self._quick_all: list[sqlite3.Connection] = []
         self._closed = False
         self._trace: Callable[[str], object] | None = None
         self._projection_locks: dict[str, asyncio.Lock] = {}
@@ -226,44 +223,6 @@ class SqliteJournal(SqlJournal):
 
     async def _read(self, fn: Callable[[SqlConn], R]) -> R:
         return await asyncio.to_thread(self._sync, fn, write=False)
-
-    async def _read_quick(self, fn: Callable[[SqlConn], R]) -> R:
-        """Run `fn` in the calling thread when the database answers at once; otherwise as any read.
-
-        A read of a few indexed rows costs less than the hop to a worker thread, so it runs here,
-        on a connection whose busy timeout is zero: a database that would make it wait (a WAL
-        being recovered or reset) raises at once, and the read goes to the pool like the others.
-        """
-        if self.path == ":memory:" or self._closed:
-            return await self._read(fn)
-        db = self._quick_connection()
-        if db is not None:
-            try:
-                db.execute("BEGIN")
-                try:
-                    return fn(_Conn(db))
-                finally:
-                    db.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                if not is_busy(exc):
-                    raise self._error(exc) from exc
-        return await self._read(fn)
-
-    def _quick_connection(self) -> sqlite3.Connection | None:
-        db: sqlite3.Connection | None = getattr(self._quick, "db", None)
-        if db is not None:
-            return db
-        with self._readers_lock:
-            if self._closed:
-                return None
-            try:
-                db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=0)
-            except sqlite3.Error:
-                return None
-            db.set_trace_callback(self._trace)
-            self._quick_all.append(db)
-        self._quick.db = db
-        return db
 
     async def _write(self, fn: Callable[[SqlConn], R]) -> R:
         return await asyncio.to_thread(self._sync, fn, write=True)
@@ -300,7 +259,7 @@ class SqliteJournal(SqlJournal):
         """Call `callback` with every SQL statement this journal runs from now on, on any connection (None: stop)."""
         with self._readers_lock:
             self._trace = callback
-            for db in (self._db, *self._readers, *self._quick_all):
+            for db in (self._db, *self._readers):
                 db.set_trace_callback(callback)
 
     def _read_once(self, fn: Callable[[SqlConn], R]) -> R:
@@ -335,19 +294,18 @@ class SqliteJournal(SqlJournal):
             if self.path == ":memory:":
                 yield
                 return
-            fd = os.open(f"{self.path}.{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            fd = await asyncio.to_thread(os.open, f"{self.path}.{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
                 yield
             finally:
-                os.close(fd)  # closing releases the flock
+                os.close(fd)  # closing releases the flock (a close does no I/O that waits)
 
     async def aclose(self) -> None:
         """Close the database (a read still running closes its connection when it ends)."""
         with self._readers_lock:
             self._closed = True
-            readers, self._readers = [*self._readers, *self._quick_all], []
-            self._quick_all = []
+            readers, self._readers = self._readers, []
         for db in readers:
             await asyncio.to_thread(db.close)
         await asyncio.to_thread(self._db.close)

@@ -5,8 +5,8 @@ model is the fake OpenAI-compatible server, so the test checks the wiring: the
 graphs of `langgraph.json`, hivegraph's store and checkpointer factories, and
 runs driven through `langgraph-sdk`.
 
-`--allow-blocking`: hivegraph's SQLite journal calls `sqlite3` on the event loop,
-which `langgraph dev` refuses by default (its blocking-call detector).
+The server runs with its blocking-call detector on (no `--allow-blocking`): a
+call of hivegraph's that blocks the event loop fails the run.
 """
 
 import asyncio
@@ -56,6 +56,8 @@ def fake_model() -> Iterator[FakeOpenAIServer]:
 def config_file(tmp_path: Path, fake_model: FakeOpenAIServer) -> Path:
     config = {
         "data_dir": str(tmp_path / "data"),
+        # The test reads the memory while the server holds it: embedded Chroma is for one process at a
+        # time, so vectors stay in memory here (each process rebuilds them from the shared journal).
         "vector_store": {"backend": "inmemory"},
         "embedder": {"backend": "hash"},
         "model": {"base_url": fake_model.url, "model": "fake-model", "max_retries": 0},
@@ -75,7 +77,7 @@ async def server(config_file: Path, tmp_path: Path) -> AsyncIterator[str]:
     (home / "examples").symlink_to(ROOT / "examples", target_is_directory=True)
     port, log = free_port(), (tmp_path / "langgraph-dev.log").open("w")
     command = [str(Path(sys.executable).parent / "langgraph"), "dev", "--host", "127.0.0.1", "--port", str(port),
-               "--no-browser", "--no-reload", "--n-jobs-per-worker", "2", "--allow-blocking"]  # fmt: skip
+               "--no-browser", "--no-reload", "--n-jobs-per-worker", "2"]  # fmt: skip
     env = os.environ | OFFLINE | {"HIVEGRAPH_CONFIG": str(config_file)}
     proc = subprocess.Popen(command, cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
