@@ -35,22 +35,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, TypeVar
-from uuid import UUID
+from typing import Any
 
 from langgraph.store.base import GetOp, Item, ListNamespacesOp, Op, PutOp, Result, SearchItem, SearchOp
 
 from hivegraph.config import HivegraphSettings, load_settings
 from hivegraph.errors import ConflictError, InvalidInputError
-from hivegraph.integrations.store_checks import NamespaceCheckedStore
+from hivegraph.integrations.store_checks import NamespaceCheckedStore, check_op
+from hivegraph.integrations.store_generations import ItemTarget, current_record, next_generation
+from hivegraph.integrations.store_loops import off_loop, running_loop
 from hivegraph.integrations.store_mapping import (
     INDEXED,
     NamespaceMap,
     StoreNamespaceError,
-    check_namespace,
     chunk_count,
     decode,
     encode_value,
@@ -58,7 +56,6 @@ from hivegraph.integrations.store_mapping import (
     matches_filter,
     matches_namespace,
     metadata,
-    record_id,
 )
 from hivegraph.memory.facade import Memory, open_memory
 from hivegraph.memory.types import AddOp, DeleteOp, MemoryKind, MemoryOp, MemoryRecord, Scope, UpdateOp
@@ -66,26 +63,8 @@ from hivegraph.models._sync import run_sync
 
 __all__ = ["HivegraphStore", "StoreNamespaceError", "hivegraph_store"]
 
-T = TypeVar("T")
-_WINDOW = 8
-"""Generations of an item looked up in one read."""
 _EVERY_HIT = 100_000
 """A `k` that keeps every fused candidate (the sources' candidate lists bound their number)."""
-
-
-@dataclass(frozen=True)
-class _Target:
-    """One item: its scope, namespace and key."""
-
-    scope: Scope
-    namespace: tuple[str, ...]
-    key: str
-
-    def id(self, generation: int) -> UUID:
-        return record_id(self.scope, self.namespace, self.key, generation)
-
-    def window(self, start: int) -> list[UUID]:
-        return [self.id(g) for g in range(start, start + _WINDOW)]
 
 
 class HivegraphStore(NamespaceCheckedStore):
@@ -131,7 +110,7 @@ class HivegraphStore(NamespaceCheckedStore):
         self.index_fields = list(index_fields) if index_fields is not None else None
         self.actor = actor
         self.max_attempts = max_attempts
-        self._loop = loop or _running_loop()
+        self._loop = loop or running_loop()
 
     # --- the one primitive ------------------------------------------------------------------------
 
@@ -146,7 +125,7 @@ class HivegraphStore(NamespaceCheckedStore):
         """
         ops = list(ops)
         for op in ops:
-            _check(op)
+            check_op(op)
         here = asyncio.get_running_loop()
         home = self._loop
         if home is None or home.is_closed():
@@ -170,7 +149,7 @@ class HivegraphStore(NamespaceCheckedStore):
 
         """
         ops = list(ops)
-        home, here = self._loop, _running_loop()
+        home, here = self._loop, running_loop()
         if home is None or home.is_closed():
             if here is None:  # no loop known: hivegraph's background loop (`run_sync`) becomes the memory's
                 return run_sync(self.abatch(ops))
@@ -182,7 +161,7 @@ class HivegraphStore(NamespaceCheckedStore):
             )
         if home.is_running():
             return asyncio.run_coroutine_threadsafe(self.abatch(ops), home).result()
-        return _off_loop(here, lambda: home.run_until_complete(self.abatch(ops)))
+        return off_loop(here, lambda: home.run_until_complete(self.abatch(ops)))
 
     async def _run(self, ops: list[Op]) -> list[Result]:
         results: list[Result] = [None] * len(ops)
@@ -207,41 +186,13 @@ class HivegraphStore(NamespaceCheckedStore):
 
     # --- get and put ------------------------------------------------------------------------------
 
-    def _target(self, namespace: tuple[str, ...], key: str) -> _Target:
-        return _Target(scope=self.namespaces.scope(namespace), namespace=namespace, key=key)
+    def _target(self, namespace: tuple[str, ...], key: str) -> ItemTarget:
+        return ItemTarget(scope=self.namespaces.scope(namespace), namespace=namespace, key=key)
 
     async def _get(self, op: GetOp) -> Item | None:
-        record = await self._current(self._target(op.namespace, op.key))
+        record = await current_record(self.memory.journal, self._target(op.namespace, op.key), self.kind)
         owned = self.namespaces.owns(record, self.kind) if record is not None else None
         return decode(record, *owned) if record is not None and owned is not None else None
-
-    async def _current(self, target: _Target) -> MemoryRecord | None:
-        """The current record of an item: its generations are read a window at a time."""
-        journal, start = self.memory.journal, 0
-        while True:
-            ids = target.window(start)
-            found = await journal.records(scope=target.scope, record_ids=ids, kinds=[self.kind])
-            found = [r for r in found if r.scope == target.scope]
-            if found:
-                return max(found, key=lambda r: ids.index(r.id))
-            if not await journal.records(scope=target.scope, record_ids=ids[-1:], all_versions=True):
-                return None
-            start += _WINDOW
-
-    async def _next_generation(self, target: _Target) -> tuple[MemoryRecord | None, int]:
-        """The item's current record, or the generation a new one takes, from one read of each window."""
-        start = 0
-        while True:
-            ids = target.window(start)
-            versions = await self.memory.journal.records(scope=target.scope, record_ids=ids, all_versions=True)
-            versions = [v for v in versions if v.scope == target.scope]
-            current = [v for v in versions if v.is_current and v.kind == self.kind]
-            if current:
-                return max(current, key=lambda r: ids.index(r.id)), 0
-            used = {ids.index(v.id) for v in versions}
-            if _WINDOW - 1 not in used:
-                return None, start + max(used, default=-1) + 1
-            start += _WINDOW
 
     async def _put(self, op: PutOp) -> None:
         target = self._target(op.namespace, op.key)
@@ -253,7 +204,7 @@ class HivegraphStore(NamespaceCheckedStore):
             str(target.id(0)), f"{op.namespace!r} {op.key!r}: still changing after {self.max_attempts} tries"
         )
 
-    def _change(self, op: PutOp, target: _Target) -> Callable[[MemoryRecord | None, int], MemoryOp | None]:
+    def _change(self, op: PutOp, target: ItemTarget) -> Callable[[MemoryRecord | None, int], MemoryOp | None]:
         """The op that puts `op` over an item's current record (or as its given generation); None: nothing to do."""
         if op.value is None:
             return lambda current, _: DeleteOp(record_id=current.id) if current is not None else None
@@ -270,12 +221,14 @@ class HivegraphStore(NamespaceCheckedStore):
 
         return change
 
-    async def _put_once(self, target: _Target, change: Callable[[MemoryRecord | None, int], MemoryOp | None]) -> bool:
+    async def _put_once(
+        self, target: ItemTarget, change: Callable[[MemoryRecord | None, int], MemoryOp | None]
+    ) -> bool:
         """One try of a put; False when another writer got in first (look again)."""
-        current, generation = await self._current(target), 0
+        current, generation = await current_record(self.memory.journal, target, self.kind), 0
         op = change(current, generation)
         if current is None and isinstance(op, AddOp):
-            current, generation = await self._next_generation(target)
+            current, generation = await next_generation(self.memory.journal, target, self.kind)
             op = change(current, generation)
         if op is None:
             return True
@@ -335,54 +288,6 @@ class HivegraphStore(NamespaceCheckedStore):
         if op.max_depth is not None:
             found = {ns[: op.max_depth] for ns in found}
         return sorted(found)[op.offset : op.offset + op.limit]
-
-
-def _check(op: Op) -> None:
-    """Refuse an op the store cannot run, before any op of the batch runs.
-
-    Raises:
-        StoreNamespaceError: a bad namespace.
-        InvalidInputError: a key that is not a string, a TTL, a negative limit or offset, an unknown op.
-
-    """
-    match op:
-        case GetOp() | PutOp():
-            check_namespace(op.namespace)
-            if not isinstance(op.key, str):  # pyright: ignore[reportUnnecessaryIsInstance]
-                raise InvalidInputError("key", f"must be a string, not {type(op.key).__name__}")
-            if isinstance(op, PutOp) and op.ttl is not None:
-                raise InvalidInputError("ttl", "hivegraph memory keeps every version; items cannot expire")
-        case SearchOp():
-            check_namespace(op.namespace_prefix, allow_empty=True)
-            _check_page(op.limit, op.offset)
-        case ListNamespacesOp():
-            for condition in op.match_conditions or ():
-                check_namespace(condition.path, allow_empty=True)
-            _check_page(op.limit, op.offset)
-            if op.max_depth is not None and op.max_depth < 0:
-                raise InvalidInputError("max_depth", f"must be >= 0, not {op.max_depth}")
-        case _:  # pyright: ignore[reportUnnecessaryComparison]
-            raise InvalidInputError("op", f"unknown store operation {type(op).__name__}")
-
-
-def _check_page(limit: int, offset: int) -> None:
-    if limit < 0 or offset < 0:
-        raise InvalidInputError("limit", f"limit and offset must be >= 0, not {limit} and {offset}")
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-def _off_loop(here: asyncio.AbstractEventLoop | None, run: Callable[[], T]) -> T:
-    """`run()` here when this thread runs no loop, else in a worker thread (a running loop cannot be re-entered)."""
-    if here is None:
-        return run()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hivegraph-store") as pool:
-        return pool.submit(run).result()
 
 
 @asynccontextmanager

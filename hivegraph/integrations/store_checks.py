@@ -1,9 +1,11 @@
-"""`NamespaceCheckedStore`: LangGraph's `BaseStore` methods, with namespaces checked into hivegraph errors.
+"""Checks of what LangGraph's store calls carry, raising hivegraph errors.
 
 `BaseStore`'s convenience methods check namespace labels themselves and raise
-LangGraph's `InvalidNamespaceError`. These overrides check first, with the same
-rules, and raise `StoreNamespaceError`, which is both that error and hivegraph's
-`InvalidInputError`; then they defer to `BaseStore` unchanged.
+LangGraph's `InvalidNamespaceError`. `NamespaceCheckedStore` overrides them to
+check first, with the same rules, and raise `StoreNamespaceError`, which is both
+that error and hivegraph's `InvalidInputError`; then they defer to `BaseStore`
+unchanged. `check_op` refuses a raw op (as `abatch` receives) that a store
+cannot run.
 """
 
 from __future__ import annotations
@@ -11,8 +13,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from langgraph.store.base import NOT_PROVIDED, BaseStore, Item, NamespacePath, NotProvided, SearchItem
+from langgraph.store.base import (
+    NOT_PROVIDED,
+    BaseStore,
+    GetOp,
+    Item,
+    ListNamespacesOp,
+    NamespacePath,
+    NotProvided,
+    Op,
+    PutOp,
+    SearchItem,
+    SearchOp,
+)
 
+from hivegraph.errors import InvalidInputError
 from hivegraph.integrations.store_mapping import StoreNamespaceError, check_namespace
 
 
@@ -27,6 +42,39 @@ def check_put_namespace(namespace: object) -> tuple[str, ...]:
     if labels[0] == "langgraph":
         raise StoreNamespaceError(namespace, 'the root label "langgraph" is reserved by LangGraph')
     return labels
+
+
+def check_op(op: Op) -> None:
+    """Refuse an op the store cannot run, before any op of the batch runs.
+
+    Raises:
+        StoreNamespaceError: a bad namespace.
+        InvalidInputError: a key that is not a string, a TTL, a negative limit or offset, an unknown op.
+
+    """
+    match op:
+        case GetOp() | PutOp():
+            check_namespace(op.namespace)
+            if not isinstance(op.key, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+                raise InvalidInputError("key", f"must be a string, not {type(op.key).__name__}")
+            if isinstance(op, PutOp) and op.ttl is not None:
+                raise InvalidInputError("ttl", "hivegraph memory keeps every version; items cannot expire")
+        case SearchOp():
+            check_namespace(op.namespace_prefix, allow_empty=True)
+            _check_page(op.limit, op.offset)
+        case ListNamespacesOp():
+            for condition in op.match_conditions or ():
+                check_namespace(condition.path, allow_empty=True)
+            _check_page(op.limit, op.offset)
+            if op.max_depth is not None and op.max_depth < 0:
+                raise InvalidInputError("max_depth", f"must be >= 0, not {op.max_depth}")
+        case _:  # pyright: ignore[reportUnnecessaryComparison]
+            raise InvalidInputError("op", f"unknown store operation {type(op).__name__}")
+
+
+def _check_page(limit: int, offset: int) -> None:
+    if limit < 0 or offset < 0:
+        raise InvalidInputError("limit", f"limit and offset must be >= 0, not {limit} and {offset}")
 
 
 def _check_path(path: NamespacePath | None) -> None:
