@@ -39,7 +39,7 @@ from pydantic import BaseModel, Field
 
 from hivegraph.agents import Agent, MemoryPolicy
 from hivegraph.agents.acting import ActLimits
-from hivegraph.app import TeamRun, open_hivegraph
+from hivegraph.app import TeamLearned, TeamRun, open_hivegraph
 from hivegraph.config import HivegraphSettings, load_settings
 from hivegraph.errors import UnexpectedModelOutput
 from hivegraph.memory.text import tokenize
@@ -158,6 +158,8 @@ class Scores:
     """Questions the team stopped on because a model reply never validated (scored 0)."""
     failed_reflections: int = 0
     """Questions whose reflection never validated (their outcome still scored the insights shown)."""
+    learned: list[int] = field(default_factory=list[int])
+    """Per question: what its learning stored for later questions (a procedure distilled, insights added or edited)."""
 
     def row(self) -> dict[str, Any]:
         n = len(self.em)
@@ -167,7 +169,8 @@ class Scores:
 
         return {"memory": "on" if self.memory else "off", "n": n, "EM": mean(self.em), "F1": mean(self.f1),
                 "SF recall": mean(self.sf_recall), "recalled": self.recalled,
-                "failed runs": self.failed_runs, "failed reflections": self.failed_reflections}  # fmt: skip
+                "failed runs": self.failed_runs, "failed reflections": self.failed_reflections,
+                "learned": sum(self.learned), "learned before last": sum(self.learned[:-1])}  # fmt: skip
 
 
 async def run_condition(
@@ -192,15 +195,24 @@ async def run_condition(
             titles = found_titles(run)
             scores.sf_recall.append(sum(t in titles for t in question.supporting) / len(question.supporting))
             scores.recalled += sum(len(ms) for ms in run.recalled.values())
+            scores.learned.append(0)
             if memory:
                 try:
-                    await team.learn(run, success=scores.f1[-1] >= SUCCESS_F1)
+                    learned = await team.learn(run, success=scores.f1[-1] >= SUCCESS_F1)
                 except UnexpectedModelOutput as exc:  # the outcome and rewards are kept; only the reflection failed
                     scores.failed_reflections += 1
                     print(f"  q{number}: no reflection ({exc})", file=sys.stderr, flush=True)
+                else:
+                    scores.learned[-1] = stored_for_later(learned)
             print(f"  memory {'on ' if memory else 'off'} q{number}: F1 {scores.f1[-1]:.2f} "
                   f"answer {answer[:60]!r} gold {question.answer!r}", file=sys.stderr, flush=True)  # fmt: skip
     return scores
+
+
+def stored_for_later(learned: TeamLearned) -> int:
+    """How many memories a question's learning stored that a later question can recall."""
+    procedure = learned.record is not None and not learned.known
+    return int(procedure) + sum(c.event in ("ADD", "EDIT") and not c.retired for c in learned.insights)
 
 
 def condition_scope(*, memory: bool) -> Scope:
@@ -216,10 +228,10 @@ def condition_settings(base: HivegraphSettings, folder: Path, *, memory: bool) -
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    print(f"{'memory':<7} {'n':>3} {'EM':>6} {'F1':>6} {'SF recall':>10} {'recalled':>9}")
+    print(f"{'memory':<7} {'n':>3} {'EM':>6} {'F1':>6} {'SF recall':>10} {'recalled':>9} {'learned':>8}")
     for row in rows:
         print(f"{row['memory']:<7} {row['n']:>3} {row['EM']:>6.3f} {row['F1']:>6.3f} {row['SF recall']:>10.3f} "
-              f"{row['recalled']:>9}")  # fmt: skip
+              f"{row['recalled']:>9} {row['learned']:>8}")  # fmt: skip
 
 
 async def main(argv: list[str] | None = None, *, model: ChatModel | None = None) -> list[dict[str, Any]]:

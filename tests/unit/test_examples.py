@@ -103,6 +103,7 @@ async def test_research_team_reports_memory_off_and_on_and_the_second_condition_
     off, on = rows
     assert (off["memory"], on["memory"], off["n"], on["n"]) == ("off", "on", 3, 3)
     assert off["recalled"] == 0 and on["recalled"] > 0, "only the memory-on team is shown memories"
+    assert off["learned"] == 0 and on["learned before last"] > 0, "only the memory-on team learns"
     assert off["SF recall"] == on["SF recall"] == 1.0  # both supporting pages come back from one search
     # The scripted verifier names the first page the search returned: right for q1 and q3 only.
     assert off["EM"] == on["EM"] == pytest.approx(2 / 3, abs=1e-3) and off["F1"] == pytest.approx(2 / 3, abs=1e-3)
