@@ -15,7 +15,9 @@ in the retrieved context.
   context size as the baseline's top 10), at most 3k blocks, with keyword
   search in the SQLite journal (FTS5) and the conversational heuristics this
   data suits turned on explicitly (`LOCOMO`: speaker and month boosts, speaker
-  names out of the query, session-neighbour expansion; all off by default).
+  names out of the query, session-neighbour expansion, turns that mention a
+  time favoured for "when" questions, question turns weighed less, the turns
+  of strong sessions lifted; all off by default).
 - `hg-bm25`: the same, with the in-memory reference journal, whose keyword
   search is the BM25 the keyword index used before it moved into the journal
   (Lucene IDF, statistics over every scope): the "before" of that move.
@@ -78,8 +80,10 @@ CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 KS = (5, 10, 20)
 README_BM25_R10 = 0.572
 LOCOMO = MemoryOptions(
-    retrieval=RetrievalSettings(after_share=0.5, before_share=0.3),
-    episodic=EpisodicSettings(speaker_boost=2.0, time_boost=3.0, strip_speakers=True),
+    retrieval=RetrievalSettings(after_share=0.5, before_share=0.3, session_lift=0.5),
+    episodic=EpisodicSettings(
+        speaker_boost=2.0, time_boost=3.0, strip_speakers=True, when_boost=1.6, question_factor=0.8
+    ),
 )
 """The conversational heuristics, turned on for this data (hivegraph's defaults are neutral)."""
 

@@ -259,6 +259,12 @@ class RetrievalConfig(_Section):
     """Episodic search: factor for events in a month or year the query names (1: off)."""
     strip_speakers: bool = False
     """Episodic search: take named speakers out of the query text."""
+    when_boost: float = Field(default=1.0, gt=0.0)
+    """Episodic search: factor for turns that mention a time when the query asks "when" (1: off)."""
+    question_factor: float = Field(default=1.0, gt=0.0)
+    """Episodic search: factor for turns that ask a question (1: off)."""
+    session_lift: float = Field(default=0.0, ge=0.0)
+    """How much a session's strength lifts the scores of its turns (0: off)."""
 
 
 class GMemoryConfig(_Section):

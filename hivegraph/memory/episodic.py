@@ -5,7 +5,9 @@ and whose metadata holds `speaker`, `session_id`, `turn` (its index in the
 session), `occurred_at` (the event time as a POSIX timestamp),
 `occurred_offset` (its UTC offset in seconds, so it reads back in its own
 timezone) and, for filters and boosts, `occurred_year` and `occurred_month`
-(calendar fields in the event's own timezone). Event time is when it happened; `created_at` is
+(calendar fields in the event's own timezone), `question` (the text ends with
+a question mark) and `mentions_time` (the text has a time expression:
+"yesterday", "last week", "two years ago", a weekday, a month, a year). Event time is when it happened; `created_at` is
 when it was recorded.
 
 Recording a batch is one journal transaction. The turns go to
@@ -23,7 +25,10 @@ benchmark turns them on): a speaker of the scope named in the query becomes a
 boost for that speaker's turns (and with `strip_speakers` the name leaves the
 query text, since nearly every turn of a conversation mentions or is spoken by
 its speakers); a month name or a year becomes a boost for events of that month
-or year. Explicit ranges go through `since` and `until`, which filter on the
+or year; a query that asks "when" becomes a boost for turns that mention a
+time; and turns that ask a question can weigh less than the statements around
+them (a question rarely holds the answer, and neighbour expansion still passes
+its score to the reply). Explicit ranges go through `since` and `until`, which filter on the
 event time. Speakers, sessions and event times are columns of the journal,
 indexed by scope, so these reads never scan other scopes.
 """
@@ -51,6 +56,12 @@ MONTHS = (
 )  # fmt: skip
 _MONTH = re.compile(r"(?<!^)\b(" + "|".join(MONTHS) + r")\b")
 _YEAR = re.compile(r"\b(1[89]\d\d|2\d\d\d)\b")
+_WHEN = re.compile(r"^\W*when\b", re.IGNORECASE)
+_TIME = re.compile(
+    r"\b(?:(?i:yesterday|today|tonight|tomorrow|ago|last|next|since|recently|weekend|week|month|year"
+    r"|monday|tuesday|wednesday|thursday|friday|saturday|sunday)|" + "|".join(MONTHS) + r"|1[89]\d\d|2\d\d\d)\b"
+)
+"""A time expression in a turn's text (for `mentions_time`; month names capitalised, so "may" the verb is not one)."""
 
 
 class Turn(BaseModel):
@@ -88,6 +99,10 @@ class EpisodicSettings:
     """Factor for the events in a month or year the query names (1: off; LoCoMo: 3)."""
     strip_speakers: bool = False
     """Take named speakers out of the query text (the boost stands for them; LoCoMo: True)."""
+    when_boost: float = 1.0
+    """Factor for turns that mention a time, when the query asks "when" (1: off; LoCoMo: 1.6)."""
+    question_factor: float = 1.0
+    """Factor for turns that ask a question (1: off; LoCoMo: 0.8)."""
 
     @property
     def reads_speakers(self) -> bool:
@@ -174,6 +189,10 @@ class EpisodicMemory:
                     boosts.append(Boost({"speaker": speaker}, self.settings.speaker_boost))
                 if self.settings.strip_speakers:
                     query = " ".join(pattern.sub(" ", query).split())
+        if self.settings.question_factor != 1.0:
+            boosts.append(Boost({"question": True}, self.settings.question_factor))
+        if self.settings.when_boost != 1.0 and _WHEN.search(query):
+            boosts.append(Boost({"mentions_time": True}, self.settings.when_boost))
         if self.settings.time_boost == 1.0:
             return query, boosts
         months = sorted({MONTHS.index(m) + 1 for m in _MONTH.findall(query)})
@@ -216,6 +235,8 @@ def _event_metadata(turn: Turn, session_id: str, index: int) -> dict[str, Scalar
         "occurred_year": turn.occurred_at.year,
         "occurred_month": turn.occurred_at.month,
         "occurred_offset": int(offset.total_seconds()) if (offset := turn.occurred_at.utcoffset()) else 0,
+        "question": turn.text.rstrip().endswith("?"),
+        "mentions_time": _TIME.search(turn.text) is not None,
     }
 
 

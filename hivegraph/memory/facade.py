@@ -68,10 +68,11 @@ class MemoryOptions:
             retrieval=RetrievalSettings(
                 candidates=r.candidates, rrf_k=r.rrf_k,
                 weights={VECTOR: r.vector_weight, KEYWORD: r.keyword_weight, GRAPH: r.graph_weight},
-                after_share=r.after_share, before_share=r.before_share,
+                after_share=r.after_share, before_share=r.before_share, session_lift=r.session_lift,
             ),
             episodic=EpisodicSettings(
-                speaker_boost=r.speaker_boost, time_boost=r.time_boost, strip_speakers=r.strip_speakers
+                speaker_boost=r.speaker_boost, time_boost=r.time_boost, strip_speakers=r.strip_speakers,
+                when_boost=r.when_boost, question_factor=r.question_factor,
             ),
             procedural_min_uses=settings.memory.procedural_min_uses,
             procedural_deprecate_below=settings.memory.procedural_deprecate_below,

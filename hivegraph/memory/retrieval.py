@@ -19,6 +19,11 @@ query embedded once, whatever the number of sources), then:
 4. **Boosts.** Optional `Boost`s multiply the fused score of the candidates
    whose record metadata match a filter (episodic memory makes them from a
    query that names a speaker or a month, when its settings ask for it).
+   Then, with `session_lift` (off by default), each session turn's score is
+   multiplied by `1 + session_lift * s / s_max`: `s` is the strength of its
+   session (the sum of the best `SESSION_TOP` scores among the session's
+   candidates) and `s_max` the strongest session's, so turns of the sessions
+   the query is about rise together.
 5. **Packing.** Candidates are taken best first while they fit the token
    budget and until `k` hits are taken; ties are broken by version id, so the
    same inputs always give the same hits in the same order.
@@ -29,6 +34,8 @@ No model is called here.
 from __future__ import annotations
 
 import asyncio
+import heapq
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,6 +52,9 @@ from hivegraph.memory.stores.base import Filter, matches
 from hivegraph.memory.types import MemoryKind, Scope, ensure_scope
 from hivegraph.memory.validation import aware
 from hivegraph.models.tokens import TokenCounter, pack
+
+SESSION_TOP = 3
+"""A session's strength is the sum of this many of its best candidate scores (see `session_lift`)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,8 @@ class RetrievalSettings:
     """Share of a session turn's score passed to the turn after it (0: off; LoCoMo-style data: 0.5)."""
     before_share: float = 0.0
     """Share of a session turn's score passed to the turn before it (0: off; LoCoMo-style data: 0.3)."""
+    session_lift: float = 0.0
+    """How much a session's strength lifts the scores of its turns (0: off; LoCoMo-style data: 0.5)."""
     block_overhead: int = 0
     """Tokens each hit costs in a prompt beyond its text (separators, citation marks)."""
 
@@ -234,6 +246,8 @@ class Retriever:
             for item_id in fused:
                 if matches(stored[item_id].record.metadata, boost.where):
                     fused[item_id] *= boost.factor
+        if self.settings.session_lift > 0:
+            _lift_sessions(fused, stored, self.settings.session_lift)
         return fused
 
     def _pack(
@@ -265,6 +279,23 @@ class Retriever:
             for i in chosen
         ]  # fmt: skip
         return Retrieval(hits=hits, tokens=sum(h.tokens or 0 for h in hits), candidates=len(order))
+
+
+def _lift_sessions(fused: dict[str, float], stored: Mapping[str, StoredVersion], lift: float) -> None:
+    """Multiply each session turn's score by `1 + lift * strength of its session / the strongest's`."""
+    sessions: dict[tuple[str, str], list[float]] = defaultdict(list)
+    keys: dict[str, tuple[str, str]] = {}
+    for item_id, score in fused.items():
+        version = stored[item_id]
+        if version.session_id is not None:
+            keys[item_id] = key = (str(version.scope), version.session_id)
+            sessions[key].append(score)
+    strength = {key: sum(heapq.nlargest(SESSION_TOP, scores)) for key, scores in sessions.items()}
+    strongest = max(strength.values(), default=0.0)
+    if strongest <= 0:
+        return
+    for item_id, key in keys.items():
+        fused[item_id] *= 1 + lift * strength[key] / strongest
 
 
 def _readable(version: StoredVersion) -> bool:

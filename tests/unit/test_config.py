@@ -148,3 +148,18 @@ def test_postgres_pool_bounds_are_checked(tmp_path: Path) -> None:
     cfg = write(tmp_path / "h.yaml", "checkpointer:\n  postgres:\n    pool_min: 5\n    pool_max: 2\n")
     with pytest.raises(ConfigError, match=r"checkpointer\.postgres.*pool_max \(2\) is smaller than pool_min \(5\)"):
         load_settings(cfg)
+
+
+def test_retrieval_heuristics_reach_the_memory_options(tmp_path: Path) -> None:
+    from hivegraph.memory.facade import MemoryOptions
+
+    path = write(tmp_path / "tuned.yaml", "retrieval:\n  after_share: 0.5\n  session_lift: 0.5\n"
+                 "  when_boost: 1.6\n  question_factor: 0.8\n  speaker_boost: 2\n")  # fmt: skip
+    options = MemoryOptions.from_settings(load_settings(path))
+    assert (options.retrieval.after_share, options.retrieval.session_lift) == (0.5, 0.5)
+    episodic = options.episodic
+    assert (episodic.when_boost, episodic.question_factor, episodic.speaker_boost) == (1.6, 0.8, 2.0)
+    neutral = MemoryOptions.from_settings(load_settings())
+    assert (neutral.retrieval.session_lift, neutral.episodic.when_boost, neutral.episodic.question_factor) == (0, 1, 1)
+    with pytest.raises(ConfigError, match="question_factor"):
+        load_settings(write(tmp_path / "bad.yaml", "retrieval:\n  question_factor: 0\n"))

@@ -127,3 +127,32 @@ async def test_a_query_is_read_as_it_is_by_default() -> None:
     assert await episodic.read_query("When did Ada go camping in July?", scope=ADA) == (
         "When did Ada go camping in July?", []
     )  # fmt: skip
+
+
+async def test_a_turn_records_whether_it_asks_and_whether_it_mentions_a_time() -> None:
+    episodic = memory()
+    records = await episodic.record(turns(MONDAY, ("Bob", "Did you adopt the cat?"), ("Ada", "I adopted her last May."),
+                                          ("Ada", "I may adopt another")), scope=ADA, session_id="s")  # fmt: skip
+    assert [(r.metadata["question"], r.metadata["mentions_time"]) for r in records] == [
+        (True, False), (False, True), (False, False)  # "may" the verb is no month
+    ]  # fmt: skip
+
+
+async def test_a_when_question_prefers_turns_that_mention_a_time_over_questions() -> None:
+    lines = (("Bob", "When did Ada adopt the cat?"), ("Ada", "We adopted it two years ago."))
+    plain = memory()
+    await plain.record(turns(MONDAY, *lines), scope=ADA, session_id="s")
+    query = "When did Ada adopt the cat?"
+    assert [h.text for h in (await plain.search(query, scope=ADA, k=1)).hits] == ["Bob: When did Ada adopt the cat?"]
+
+    reading = same_settings(plain, EpisodicSettings(when_boost=1.6, question_factor=0.5))
+    text, boosts = await reading.read_query(query, scope=ADA)
+    assert text == query and [b.where for b in boosts] == [{"question": True}, {"mentions_time": True}]
+    found = await reading.search(query, scope=ADA, k=1)
+    assert [h.text for h in found.hits] == ["Ada: We adopted it two years ago."]
+    assert [b.where for b in (await reading.read_query("Where is the cat?", scope=ADA))[1]] == [{"question": True}]
+
+
+def same_settings(episodic: EpisodicMemory, settings: EpisodicSettings) -> EpisodicMemory:
+    """The episodic memory of the same store, reading queries with `settings`."""
+    return Memory(episodic.store, options=MemoryOptions(episodic=settings)).episodic

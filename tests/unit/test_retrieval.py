@@ -193,3 +193,28 @@ async def test_turns_next_to_a_hit_take_a_share_of_its_score() -> None:
         "Bob: hello there",  # before it: a smaller share
         "Ada: some physics is fun",  # the weak hit, with no neighbours
     ]  # "Ada: thanks", two turns from the hit, is no candidate
+
+
+async def test_turns_of_the_session_the_query_is_about_rise_together() -> None:
+    plain = make(RetrievalSettings(weights=KEYWORD_ONLY))
+    await add_session(plain, ADA, "trip", ["Ada: the lake trip", "Bob: the lake was cold", "Ada: we swam in the lake"])
+    await add_session(plain, ADA, "chat", ["Bob: hello", "Bob: lake photos", "Ada: bye"], day=1)
+    first = (await plain.recall("lake photos", scope=ADA, k=1)).hits
+    assert [h.text for h in first] == ["Bob: lake photos"]  # both words: the best single turn
+
+    lifted = with_settings(plain, RetrievalSettings(weights=KEYWORD_ONLY, session_lift=1.0))
+    hits = (await lifted.recall("lake photos", scope=ADA, k=4)).hits
+    trip = {"Ada: the lake trip", "Bob: the lake was cold", "Ada: we swam in the lake"}
+    assert {h.text for h in hits[:3]} == trip  # three matching turns make "trip" the stronger session
+    assert hits[3].text == "Bob: lake photos"
+
+
+async def test_records_outside_sessions_keep_their_score() -> None:
+    plain = make(RetrievalSettings(weights=KEYWORD_ONLY))
+    await plain.add("lake photos from the trip", scope=ADA)
+    await add_session(plain, ADA, "s", ["Ada: lake", "Bob: the lake"])
+    lifted = with_settings(plain, RetrievalSettings(weights=KEYWORD_ONLY, session_lift=0.5))
+    before = {h.text: h.score for h in (await plain.recall("lake photos trip", scope=ADA, k=3)).hits}
+    after = {h.text: h.score for h in (await lifted.recall("lake photos trip", scope=ADA, k=3)).hits}
+    assert after["lake photos from the trip"] == before["lake photos from the trip"]
+    assert all(after[text] > before[text] for text in ("Ada: lake", "Bob: the lake"))
