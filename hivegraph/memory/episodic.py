@@ -7,7 +7,9 @@ session), `occurred_at` (the event time as a POSIX timestamp),
 timezone) and, for filters and boosts, `occurred_year` and `occurred_month`
 (calendar fields in the event's own timezone), `question` (the text ends with
 a question mark) and `mentions_time` (the text has a time expression:
-"yesterday", "last week", "two years ago", a weekday, a month, a year). Event time is when it happened; `created_at` is
+"yesterday", "last week", "two years ago", a weekday, a month, a year; turns
+recorded before these two keys existed have neither, and no factor that
+reads them applies to them). Event time is when it happened; `created_at` is
 when it was recorded.
 
 Recording a batch is one journal transaction. The turns go to
@@ -28,8 +30,8 @@ its speakers); a month name or a year becomes a boost for events of that month
 or year; a query that asks "when" becomes a boost for turns that mention a
 time; and turns that ask a question can weigh less than the statements around
 them (a question rarely holds the answer, and neighbour expansion still passes
-its score to the reply). Explicit ranges go through `since` and `until`, which filter on the
-event time. Speakers, sessions and event times are columns of the journal,
+its score to the reply). Explicit ranges go through `since` and `until`, which
+filter on the event time. Speakers, sessions and event times are columns of the journal,
 indexed by scope, so these reads never scan other scopes.
 """
 
