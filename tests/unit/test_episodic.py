@@ -1,11 +1,12 @@
 """Episodic memory: recording turns in one transaction, time ranges, sessions, search."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
 
-from hivegraph.errors import MemoryStoreError
+from hivegraph.errors import InvalidInputError, MemoryStoreError
 from hivegraph.memory.episodic import EpisodicMemory, EpisodicSettings, Turn
 from hivegraph.memory.facade import Memory, MemoryOptions
 from hivegraph.memory.retrieval import RetrievalSettings
@@ -156,3 +157,26 @@ async def test_a_when_question_prefers_turns_that_mention_a_time_over_questions(
 def same_settings(episodic: EpisodicMemory, settings: EpisodicSettings) -> EpisodicMemory:
     """The episodic memory of the same store, reading queries with `settings`."""
     return Memory(episodic.store, options=MemoryOptions(episodic=settings)).episodic
+
+
+async def test_concurrent_sessions_each_keep_their_turns_and_flags() -> None:
+    episodic = memory()
+    lines = (("Bob", "When was it?"), ("Ada", "Last week."), ("Ada", "It was fun"))
+    batches = await asyncio.gather(
+        *(episodic.record(turns(MONDAY, *lines), scope=ADA, session_id=f"s{n}") for n in range(8))
+    )
+    assert all(len(batch) == 3 for batch in batches)
+    for n in range(8):
+        events = await episodic.session(f"s{n}", scope=ADA)
+        flags = [(e.record.metadata["question"], e.record.metadata["mentions_time"]) for e in events]
+        assert [e.turn for e in events] == [0, 1, 2] and flags == [(True, False), (False, True), (False, False)]
+
+
+@pytest.mark.parametrize("bad", ["Last week \ud800?", "x" * 500])
+async def test_a_hostile_turn_is_refused_and_its_batch_left_unwritten(bad: str) -> None:
+    episodic = memory()
+    with pytest.raises((MemoryStoreError, ValidationError)):
+        await episodic.record(turns(MONDAY, ("Ada", "When?"), ("Bob", bad)), scope=ADA, session_id="s")
+    assert await episodic.session("s", scope=ADA) == []
+    with pytest.raises(InvalidInputError, match=r"metadata\.score"):
+        Turn(speaker="Ada", text="ok", occurred_at=MONDAY, metadata={"score": float("nan")})
